@@ -78,6 +78,7 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
     - a shipped toy model (``"toy-4l"``): offline, no processing needed;
     - a TransformerLens or Hugging Face name (``"gpt2-small"``, ``"attn-only-4l"``): loaded with
       TransformerLens' usual weight processing, from the local cache only unless ``download``;
+    - a local folder in the toy-model layout (what ``saekit zoo train --out`` writes);
     - a local folder holding a Hugging Face causal LM and its tokenizer.
 
     Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached, and
@@ -89,6 +90,10 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
 
         return load_toy_model(name, device)
     if Path(name).is_dir():
+        from saekit.zoo import is_toy_folder, load_toy_folder
+
+        if is_toy_folder(name):
+            return load_toy_folder(name, device)
         return _load_local_folder(Path(name), device)
     repo = _pretrained_repo(name)
     if not download and not _is_cached(repo):

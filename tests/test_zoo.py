@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from saekit.models import load_model
 from saekit.tasks import TASK_NAMES, make_task, task_from_strings
 from saekit.tasks.toy import VOCABULARY
 from saekit.zoo import load_toy_folder, toy_model_dir
@@ -149,6 +150,8 @@ def test_short_training_is_deterministic_learns_and_loads_into_transformerlens(t
     tokens = make_task("ioi", loaded, n_pairs=4, seed=0).positive_tokens
     with torch.no_grad():
         assert torch.allclose(loaded(tokens), model(tokens), atol=1e-5)
+        # load_model takes the trained folder as it takes any model name.
+        assert torch.allclose(load_model(folder)(tokens), model(tokens), atol=1e-5)
 
 
 def test_cli_check_prints_one_json_object(capsys):

@@ -27,6 +27,12 @@ def toy_model_dir(name: str) -> Path:
     return ZOO_DIR / name
 
 
+def is_toy_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a toy model in the zoo layout (weights and a ``tokenizer/`` folder)."""
+    folder = Path(folder)
+    return (folder / "model.safetensors").is_file() and (folder / "tokenizer").is_dir()
+
+
 def load_toy_model(name: str, device: str = "cpu") -> HookedModel:
     """Load a shipped toy model into TransformerLens (no weight processing: it has none to do)."""
     return load_toy_folder(toy_model_dir(name), device)
