@@ -15,7 +15,7 @@ the evaluation functions take them per layer, ``(n_layers, n_heads)``, to match 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -171,9 +171,7 @@ def roc_auc(
     """ROC AUC of head scores against a ground-truth head set (scikit-learn; ties count half)."""
     from sklearn.metrics import roc_auc_score
 
-    labels, values = _flat_labels(scores, ground_truth)
-    _check_both_classes(labels)
-    return float(roc_auc_score(labels, values))
+    return _ranking_metric(roc_auc_score, scores, ground_truth)
 
 
 def average_precision(
@@ -182,9 +180,18 @@ def average_precision(
     """Average precision of head scores against a ground-truth head set (scikit-learn)."""
     from sklearn.metrics import average_precision_score
 
+    return _ranking_metric(average_precision_score, scores, ground_truth)
+
+
+def _ranking_metric(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    scores: Float[Tensor, "n_layers n_heads"],
+    ground_truth: Iterable[tuple[int, int]] | Bool[Tensor, "n_layers n_heads"],
+) -> float:
+    """A scikit-learn ranking metric of the flattened head scores against the ground-truth labels."""
     labels, values = _flat_labels(scores, ground_truth)
     _check_both_classes(labels)
-    return float(average_precision_score(labels, values))
+    return float(metric(labels, values))
 
 
 def _check_both_classes(labels: np.ndarray) -> None:

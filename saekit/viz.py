@@ -174,6 +174,26 @@ def _head_names(n_layers: int, n_heads: int) -> list[tuple[str, int]]:
     return [(f"{layer}.{head}", layer * n_heads + head) for layer in range(n_layers) for head in range(n_heads)]
 
 
+def _redrawing(control, draw: Callable[[Any], Axes]):
+    """``control`` above a figure that ``draw(value)`` redraws whenever the control's value changes."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    output = widgets.Output()
+
+    def redraw(value) -> None:
+        with output:
+            output.clear_output(wait=True)
+            figure = draw(value).figure
+            display(figure)
+            plt.close(figure)
+
+    control.observe(lambda change: redraw(change["new"]), names="value")
+    redraw(control.value)
+    return widgets.VBox([control, output])
+
+
 def explore_code_histograms(
     positive_codes: Int[Tensor, "n_pos n_heads_total"],
     negative_codes: Int[Tensor, "n_neg n_heads_total"],
@@ -182,28 +202,19 @@ def explore_code_histograms(
 ):
     """A dropdown over heads ("L.H") that redraws that head's code histogram, positives vs negatives."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     n_layers = positive_codes.shape[1] // n_heads
-    output = widgets.Output()
     chooser = widgets.Dropdown(
         options=_head_names(n_layers, n_heads), value=initial[0] * n_heads + initial[1], description="head"
     )
 
-    def draw(flat_head: int) -> None:
-        with output:
-            output.clear_output(wait=True)
-            ax = plot_code_histogram(
-                positive_codes[:, flat_head], negative_codes[:, flat_head],
-                title=f"head {flat_head // n_heads}.{flat_head % n_heads}",
-            )
-            display(ax.figure)
-            plt.close(ax.figure)
+    def draw(flat_head: int) -> Axes:
+        return plot_code_histogram(
+            positive_codes[:, flat_head], negative_codes[:, flat_head],
+            title=f"head {flat_head // n_heads}.{flat_head % n_heads}",
+        )
 
-    chooser.observe(lambda change: draw(change["new"]), names="value")
-    draw(chooser.value)
-    return widgets.VBox([chooser, output])
+    return _redrawing(chooser, draw)
 
 
 def explore_threshold(
@@ -217,31 +228,22 @@ def explore_threshold(
     pass something quick, e.g. a closure over a small task.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     grid = torch.as_tensor(scores, dtype=torch.float)
     order = grid.flatten().argsort(descending=True, stable=True)
     cache: dict[int, float] = {}
-    output = widgets.Output()
     slider = widgets.IntSlider(value=min(8, grid.numel()), min=1, max=grid.numel(), description="heads k")
 
-    def draw(k: int) -> None:
+    def draw(k: int) -> Axes:
         mask = torch.zeros(grid.numel(), dtype=torch.bool)
         mask[order[:k]] = True
         mask = mask.view(grid.shape)
         if k not in cache:
             cache[k] = float(faithfulness_of(mask))
-        with output:
-            output.clear_output(wait=True)
-            ax = plot_head_grid(mask.float(), title=f"top {k} heads: faithfulness {cache[k]:.2f}",
-                                label="in circuit", highlight=truth, annotate=False, cmap="Greys")
-            display(ax.figure)
-            plt.close(ax.figure)
+        return plot_head_grid(mask.float(), title=f"top {k} heads: faithfulness {cache[k]:.2f}",
+                              label="in circuit", highlight=truth, annotate=False, cmap="Greys")
 
-    slider.observe(lambda change: draw(change["new"]), names="value")
-    draw(slider.value)
-    return widgets.VBox([slider, output])
+    return _redrawing(slider, draw)
 
 
 def plot_faithfulness_curves(
