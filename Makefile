@@ -24,7 +24,7 @@ $(VENV_TL3)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(OFFLINE) $(VENV)/bin/saekit discover --model toy-4l --task greater-than --seeds 10
+	$(OFFLINE) $(VENV)/bin/saekit discover --model toy-4l --task ioi --seeds 10
 
 test: test-tl4 test-tl3
 

@@ -23,7 +23,8 @@ GROUND_TRUTH = json.loads((ZOO / "ground_truth.json").read_text())
 
 #: A model small enough to train a few dozen steps in a test.
 TINY = TrainingConfig(
-    steps=30, pairs_per_task=4, warmup_steps=5, eval_every=0,
+    steps=30, pairs_per_task=dict.fromkeys(TASK_NAMES, 4), induction_warmup_steps=10, induction_warmup_batch=4,
+    head_sparsity_ramp=5, warmup_steps=5, eval_every=0,
     model=ToyModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, d_vocab=len(VOCABULARY)),
 )
 
@@ -59,10 +60,11 @@ def test_torch_module_and_transformerlens_give_the_same_logits(toy_model):
 
 #: Known shortfalls of the shipped checkpoint (see MODEL_CARD.md); strict, so a fixed model flips them.
 INDUCTION_NOT_LEARNED = pytest.mark.xfail(
-    strict=True, reason="toy-4l (4000 steps) has not formed induction heads: accuracy ~0.2"
+    strict=True, reason="toy-4l's induction accuracy is 0.97 on the card's 250 pairs but 0.89 on these 100: "
+    "prompts whose earlier copy is 2-4 words back still fail"
 )
 GREATER_THAN_ONE_HEAD = pytest.mark.xfail(
-    strict=True, reason="single-head patching finds one greater-than head (0.7); the rest are redundant"
+    strict=True, reason="single-head patching finds one greater-than head (0.3); the rest are redundant"
 )
 
 
@@ -197,3 +199,47 @@ def test_training_batch_targets_answers_on_positives_and_uniform_options_on_nega
             trained = {int(p) for p in torch.nonzero(positive.sum(-1)).flatten()}
             assert trained == {last, *(index + 1 for index, _ in pair.earlier_answers)}
             assert trained == {int(p) for p in torch.nonzero(negative.sum(-1)).flatten()}
+
+
+def test_induction_warmup_batch_trains_every_word_of_the_repeat_on_its_earlier_successor():
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+    from saekit.zoo.train import induction_warmup_batch
+
+    tokenizer = build_toy_tokenizer()
+    batch = induction_warmup_batch(tokenizer, n_sequences=20, min_length=3, max_length=9, seed=4)
+    offsets = set()
+    for tokens, targets in zip(batch.tokens.tolist(), batch.targets):
+        words = [t for t in tokens[1:] if t != tokenizer.pad_token_id]
+        trained = torch.nonzero(targets.sum(-1)).flatten().tolist()
+        assert trained and all(targets[p].max() == 1.0 for p in trained)
+        for position in trained:
+            current = tokens[position]
+            earlier = tokens[1:position].index(current) + 1  # the one earlier copy of this word
+            assert targets[position].argmax() == tokens[earlier + 1]
+            offsets.add(position - earlier)
+        # The repeat runs to the end of the sequence; its last word has no successor to train on.
+        assert trained[-1] == len(words) - 1
+    assert min(offsets) == 2 and max(offsets) > 4
+
+
+def test_head_shares_are_each_heads_write_norm_over_the_final_residual_norm(toy_model):
+    module = load_toy_module(ZOO)
+    tokens = make_task("ioi", toy_model, n_pairs=3, seed=2).positive_tokens
+    with torch.no_grad():
+        logits, shares = module.forward_with_head_shares(tokens)
+        _, cache = toy_model.run_with_cache(tokens)
+    assert torch.allclose(logits, module(tokens))
+    final = cache[f"blocks.{module.cfg.n_layers - 1}.hook_resid_post"].norm(dim=-1)
+    for layer in range(module.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"]  # [batch, pos, head, d_head]
+        writes = torch.einsum("bphe,hed->bphd", z, toy_model.W_O[layer]).norm(dim=-1)
+        assert torch.allclose(shares[:, :, layer], writes / final[..., None], atol=1e-4)
+
+
+def test_head_sparsity_penalty_is_off_during_the_induction_warmup_then_ramps_up():
+    from saekit.zoo.train import _sparsity_weight
+
+    config = TrainingConfig(induction_warmup_steps=100, head_sparsity=0.2, head_sparsity_ramp=10)
+    assert [_sparsity_weight(config, step) for step in (0, 99)] == [0.0, 0.0]
+    assert _sparsity_weight(config, 100) == pytest.approx(0.02)
+    assert _sparsity_weight(config, 109) == _sparsity_weight(config, 5000) == pytest.approx(0.2)

@@ -102,13 +102,14 @@ class _Attention(nn.Module):
         self.W_O = nn.Parameter(torch.empty(h, e, d))
         self.b_O = nn.Parameter(torch.zeros(d))
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def head_results(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_heads d_model"]:
+        """Each head's write into the residual stream, ``z · W_O[h]`` (TransformerLens' ``hook_result``)."""
         weights = torch.stack([self.W_Q, self.W_K, self.W_V])
         biases = torch.stack([self.b_Q, self.b_K, self.b_V])[:, None, :, None, :]
         q, k, v = torch.einsum("bpd,nhde->nbhpe", x, weights) + biases
         # Causal softmax(q k^T / sqrt(d_head)) v, fused: the same maths as HookedTransformer.
         z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return torch.einsum("bhpe,hed->bpd", z, self.W_O) + self.b_O
+        return torch.einsum("bhpe,hed->bphd", z, self.W_O)
 
 
 class _Block(nn.Module):
@@ -117,8 +118,12 @@ class _Block(nn.Module):
         self.ln1 = _LayerNorm(cfg.d_model, cfg.eps)
         self.attn = _Attention(cfg)
 
-    def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        return resid + self.attn(self.ln1(resid))
+    def forward(
+        self, resid: Float[Tensor, "batch pos d_model"]
+    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos n_heads d_model"]]:
+        """The residual stream after this block, and each head's write into it."""
+        results = self.attn.head_results(self.ln1(resid))
+        return resid + results.sum(2) + self.attn.b_O, results
 
 
 class _Unembed(nn.Module):
@@ -152,10 +157,22 @@ class AttnOnlyTransformer(nn.Module):
         self.pos_embed.W_pos.copy_(sinusoidal_positions(self.cfg.n_ctx, self.cfg.d_model) * std)
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
+        return self.forward_with_head_shares(tokens)[0]
+
+    def forward_with_head_shares(
+        self, tokens: Int[Tensor, "batch pos"]
+    ) -> tuple[Float[Tensor, "batch pos d_vocab"], Float[Tensor, "batch pos n_layers n_heads"]]:
+        """Logits, and each head's share of the residual stream: the norm of its write at each
+        position over the norm of the final residual there (the denominator held constant, so
+        that a penalty on shares shrinks heads rather than inflating the rest of the stream)."""
         resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        write_norms = []
         for block in self.blocks:
-            resid = block(resid)
-        return self.ln_final(resid) @ self.unembed.W_U + self.unembed.b_U
+            resid, results = block(resid)
+            write_norms.append(results.norm(dim=-1))
+        logits = self.ln_final(resid) @ self.unembed.W_U + self.unembed.b_U
+        shares = torch.stack(write_norms, 2) / resid.norm(dim=-1)[:, :, None, None].detach()
+        return logits, shares
 
 
 def load_toy_module(folder: str | Path) -> AttnOnlyTransformer:
