@@ -365,15 +365,15 @@ def test_compare_command_reports_every_method(tiny_gpt2, tiny_gpt2_dir, capsys, 
 
 
 def test_toy_model_circuit_from_patching_beats_random_heads(one_thread):
-    """On the shipped toy-4l, keeping the heads patching ranks highest recovers most of the task."""
+    """On the shipped toy-4l, keeping the heads patching ranks highest recovers much of IOI."""
     from saekit import load_model
     from saekit.tasks import make_task
     from saekit.tasks.ground_truth import ground_truth_heads
 
     model = load_model("toy-4l")
-    task = make_task("greater-than", model, n_pairs=40, seed=1)
+    task = make_task("ioi", model, n_pairs=40, seed=1)
     effects = head_patching_effects(model, task)
-    truth = ground_truth_heads("toy-4l", "greater-than")
+    truth = ground_truth_heads("toy-4l", "ioi")
     table = circuit_table(model, task, effects.abs(), ground_truth=truth, n_random=5)
     assert table.full > table.ablated_all
     assert table.found_circuit.faithfulness > table.random_circuit.faithfulness_mean + 0.3

@@ -25,14 +25,15 @@ DEFAULT_TASKS = {
     "04_scoring": "ioi",
     "05_ablation_validation": "ioi",
 }
-#: The default run: another task (and seed) per notebook, so that every task runs somewhere.
-#: Induction goes to 05, which asserts no AUC: on toy-4l the node score ranks induction's
-#: heads near chance (0.53), and 00 and 04 assert "above chance".
-TASK_VARIANTS = {
-    "00_quickstart": "greater-than",
-    "03_discretisation": "docstring",
-    "05_ablation_validation": "induction",
-}
+#: The default run: other tasks (and seed 1), so that every task runs somewhere. Greater-than
+#: and induction go to 03, which asserts no AUC and no faithfulness: on toy-4l the node score
+#: ranks their heads at or below chance and their known circuits recover nothing under mean
+#: ablation (see the model card), which 00, 04 and 05 assert against.
+TASK_VARIANTS = (
+    ("00_quickstart", "docstring"),
+    ("03_discretisation", "greater-than"),
+    ("03_discretisation", "induction"),
+)
 
 
 def execute_notebook(stem: str, output: Path, **parameters) -> Path:
@@ -103,7 +104,7 @@ def test_notebook_runs_with_its_defaults(stem, notebook_runner):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize(("stem", "task"), TASK_VARIANTS.items())
+@pytest.mark.parametrize(("stem", "task"), TASK_VARIANTS)
 def test_notebook_runs_with_another_task_and_seed(stem, task, notebook_runner):
     _assert_executed(notebook_runner(stem, TASK=task, SEED=1))
 
@@ -122,7 +123,7 @@ def test_task_notebook_runs_with_another_architecture(stem, notebook_runner):
 
 
 def test_every_task_runs_in_the_default_notebook_tests():
-    assert set(TASK_VARIANTS.values()) | set(DEFAULT_TASKS.values()) == set(TASKS)
+    assert {task for _, task in TASK_VARIANTS} | set(DEFAULT_TASKS.values()) == set(TASKS)
     assert set(DEFAULT_TASKS) == set(TASK_NOTEBOOKS)
 
 

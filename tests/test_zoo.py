@@ -243,3 +243,18 @@ def test_head_sparsity_penalty_is_off_during_the_induction_warmup_then_ramps_up(
     assert [_sparsity_weight(config, step) for step in (0, 99)] == [0.0, 0.0]
     assert _sparsity_weight(config, 100) == pytest.approx(0.02)
     assert _sparsity_weight(config, 109) == _sparsity_weight(config, 5000) == pytest.approx(0.2)
+
+
+def test_rescaling_the_residual_stream_keeps_the_logits_and_gives_head_writes_unit_scale():
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+    from saekit.zoo.train import rescale_residual_stream
+
+    module, tokenizer = load_toy_module(ZOO), build_toy_tokenizer()
+    tokens = make_task("docstring", tokenizer, n_pairs=4, seed=3).positive_tokens
+    with torch.no_grad():
+        before = module(tokens)
+        assert rescale_residual_stream(module, tokenizer) == pytest.approx(1.0, rel=1e-3)  # shipped at unit scale
+        for param in (module.embed.W_E, module.pos_embed.W_pos, *(p for b in module.blocks for p in (b.attn.W_O, b.attn.b_O))):
+            param.mul_(5.0)
+        assert rescale_residual_stream(module, tokenizer) == pytest.approx(0.2, rel=1e-3)
+        assert torch.allclose(module(tokens), before, atol=1e-3)

@@ -109,8 +109,8 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # (TPR) against the fraction of other heads picked up (FPR). The area under it is the probability
 # that a random circuit head outranks a random other head (0.5 = chance).
 #
-# On the shipped toy-4l the node score reaches an AUC of about 0.8 on IOI and 0.76–0.79 on
-# greater-than and docstring, but only 0.53 on induction. There the heads that matter most (the
+# On the shipped toy-4l the node score reaches an AUC of about 0.78 on IOI and 0.68 on
+# docstring, but only 0.52 on induction. There the heads that matter most (the
 # layer-3 induction heads) write along the same direction on positives and negatives: on
 # negatives, with no earlier copy to find, they write *more*. Their argmax code stays the same,
 # so no code is "positive only". The code-overlap method finds heads whose codes *change* between

@@ -190,8 +190,37 @@ def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, st
     return cross_entropy + _sparsity_weight(config, step) * penalty, cross_entropy.item()
 
 
+@torch.no_grad()
+def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int = 64) -> float:
+    """Scale the residual stream so that head writes have unit per-element RMS; returns the factor.
+
+    Every layer reads the stream through a LayerNorm, so multiplying the embeddings and every
+    head's output (``W_E``, ``W_pos``, ``W_O``, ``b_O``) by one factor leaves the logits as they
+    were (up to LayerNorm's eps). Training does not fix that scale, and the head-sparsity
+    penalty leaves head writes small (RMS about 0.06): at that scale the paper's SAE L1
+    coefficient switches off nearly every latent, so the scale is set here, measured on the
+    real positions of ``n_pairs`` prompt pairs of each task.
+    """
+    from saekit.tasks import make_task
+
+    sum_of_squares, count = 0.0, 0
+    for name in TASK_NAMES:
+        task = make_task(name, tokenizer, n_pairs, seed=0)
+        for tokens in (task.positive_tokens, task.negative_tokens):
+            real = tokens != tokenizer.pad_token_id
+            resid = model.embed.W_E[tokens] + model.pos_embed.W_pos[: tokens.shape[1]]
+            for block in model.blocks:
+                resid, results = block(resid)
+                sum_of_squares += float(results[real].pow(2).sum())
+                count += results[real].numel()
+    factor = (count / sum_of_squares) ** 0.5
+    for param in (model.embed.W_E, model.pos_embed.W_pos, *(p for b in model.blocks for p in (b.attn.W_O, b.attn.b_O))):
+        param.mul_(factor)
+    return factor
+
+
 def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, list[float]]:
-    """Train a toy model; returns it and the cross-entropy of every step.
+    """Train a toy model (then :func:`rescale_residual_stream`); returns it and the cross-entropy of every step.
 
     Every ``eval_every`` steps the model is evaluated on the four tasks, the result passed to
     ``log`` (a line of text) and ``on_eval(step, model, scores)`` (e.g. to keep checkpoints).
@@ -223,7 +252,9 @@ def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[At
                 log(f"step {step + 1:5d}  loss {np.mean(losses[-50:]):.4f}  {summary}")
             if on_eval is not None:
                 on_eval(step + 1, model, scores)
-    return model.eval(), losses
+    model.eval()
+    rescale_residual_stream(model, tokenizer)
+    return model, losses
 
 
 def save_toy_model(model: AttnOnlyTransformer, config: TrainingConfig, out: str | Path, name: str = "toy-4l") -> Path:
