@@ -36,6 +36,10 @@ TASK_VARIANTS = (
 )
 
 
+#: Seconds a single cell may run before the kernel is taken to have hung.
+CELL_TIMEOUT_S = 300
+
+
 def execute_notebook(stem: str, output: Path, **parameters) -> Path:
     """Run ``notebooks/<stem>.ipynb`` with papermill (kernel python3, offline) into ``output``."""
     import papermill
@@ -45,10 +49,18 @@ def execute_notebook(stem: str, output: Path, **parameters) -> Path:
     # The toy model's matrices are tiny: a second thread only adds synchronisation, and on a
     # busy 2-core CI runner it made SAE training ~20x slower (measured).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    papermill.execute_notebook(
-        str(NOTEBOOKS / f"{stem}.ipynb"), str(output), parameters=parameters, kernel_name="python3",
-        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
-    )
+    def run() -> None:
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{stem}.ipynb"), str(output), parameters=parameters, kernel_name="python3",
+            cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
+        )
+
+    try:
+        run()
+    except TimeoutError:
+        # A cell of these notebooks takes seconds; one that runs for minutes is a kernel that
+        # stopped answering (seen once in CI, in a widget cell of 03), so run it once more.
+        run()
     return output
 
 
