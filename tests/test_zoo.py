@@ -254,7 +254,7 @@ def test_rescaling_the_residual_stream_keeps_the_logits_and_gives_head_writes_un
     with torch.no_grad():
         before = module(tokens)
         assert rescale_residual_stream(module, tokenizer) == pytest.approx(1.0, rel=1e-3)  # shipped at unit scale
-        for param in (module.embed.W_E, module.pos_embed.W_pos, *(p for b in module.blocks for p in (b.attn.W_O, b.attn.b_O))):
+        for param in module.residual_scale_parameters():
             param.mul_(5.0)
         assert rescale_residual_stream(module, tokenizer) == pytest.approx(0.2, rel=1e-3)
         assert torch.allclose(module(tokens), before, atol=1e-3)

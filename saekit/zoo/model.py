@@ -165,14 +165,30 @@ class AttnOnlyTransformer(nn.Module):
         """Logits, and each head's share of the residual stream: the norm of its write at each
         position over the norm of the final residual there (the denominator held constant, so
         that a penalty on shares shrinks heads rather than inflating the rest of the stream)."""
-        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
-        write_norms = []
-        for block in self.blocks:
-            resid, results = block(resid)
-            write_norms.append(results.norm(dim=-1))
+        resid, results = self.residual_and_head_results(tokens)
         logits = self.ln_final(resid) @ self.unembed.W_U + self.unembed.b_U
-        shares = torch.stack(write_norms, 2) / resid.norm(dim=-1)[:, :, None, None].detach()
-        return logits, shares
+        write_norms = torch.stack([layer_results.norm(dim=-1) for layer_results in results], 2)
+        return logits, write_norms / resid.norm(dim=-1)[:, :, None, None].detach()
+
+    def residual_and_head_results(
+        self, tokens: Int[Tensor, "batch pos"]
+    ) -> tuple[Float[Tensor, "batch pos d_model"], list[Float[Tensor, "batch pos n_heads d_model"]]]:
+        """The final residual stream (before ``ln_final``) and every layer's per-head writes."""
+        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        results = []
+        for block in self.blocks:
+            resid, layer_results = block(resid)
+            results.append(layer_results)
+        return resid, results
+
+    def residual_scale_parameters(self) -> list[nn.Parameter]:
+        """What writes into the residual stream: multiplying all of these by one factor scales the
+        stream and leaves the logits unchanged (up to LayerNorm's eps), since every reader of the
+        stream normalises it first."""
+        writers = [self.embed.W_E, self.pos_embed.W_pos]
+        for block in self.blocks:
+            writers += [block.attn.W_O, block.attn.b_O]
+        return writers
 
 
 def load_toy_module(folder: str | Path) -> AttnOnlyTransformer:

@@ -194,12 +194,10 @@ def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, st
 def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int = 64) -> float:
     """Scale the residual stream so that head writes have unit per-element RMS; returns the factor.
 
-    Every layer reads the stream through a LayerNorm, so multiplying the embeddings and every
-    head's output (``W_E``, ``W_pos``, ``W_O``, ``b_O``) by one factor leaves the logits as they
-    were (up to LayerNorm's eps). Training does not fix that scale, and the head-sparsity
-    penalty leaves head writes small (RMS about 0.06): at that scale the paper's SAE L1
-    coefficient switches off nearly every latent, so the scale is set here, measured on the
-    real positions of ``n_pairs`` prompt pairs of each task.
+    The logits do not depend on that scale (:meth:`AttnOnlyTransformer.residual_scale_parameters`)
+    and training does not fix it; the head-sparsity penalty leaves head writes small (RMS about
+    0.06), where the paper's SAE L1 coefficient switches off nearly every latent. So the scale
+    is set here, measured on the real positions of ``n_pairs`` prompt pairs of each task.
     """
     from saekit.tasks import make_task
 
@@ -208,13 +206,11 @@ def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int 
         task = make_task(name, tokenizer, n_pairs, seed=0)
         for tokens in (task.positive_tokens, task.negative_tokens):
             real = tokens != tokenizer.pad_token_id
-            resid = model.embed.W_E[tokens] + model.pos_embed.W_pos[: tokens.shape[1]]
-            for block in model.blocks:
-                resid, results = block(resid)
-                sum_of_squares += float(results[real].pow(2).sum())
-                count += results[real].numel()
+            for layer_results in model.residual_and_head_results(tokens)[1]:
+                sum_of_squares += float(layer_results[real].pow(2).sum())
+                count += layer_results[real].numel()
     factor = (count / sum_of_squares) ** 0.5
-    for param in (model.embed.W_E, model.pos_embed.W_pos, *(p for b in model.blocks for p in (b.attn.W_O, b.attn.b_O))):
+    for param in model.residual_scale_parameters():
         param.mul_(factor)
     return factor
 
