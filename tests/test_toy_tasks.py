@@ -100,16 +100,25 @@ def test_greater_than_answers_are_the_later_years(tasks, toy_tokenizer):
     task = tasks["greater-than"]
     assert task.metric is MetricKind.PROB_DIFF
     year_ids = set(toy_tokenizer.convert_tokens_to_ids(list(YEARS)))
+    start_positions, distances_to_end, with_second_number = set(), set(), 0
     for i in range(task.n_pairs):
         pos, neg = words(toy_tokenizer, task.positive_tokens[i]), words(toy_tokenizer, task.negative_tokens[i])
-        start = int(pos[pos.index(pos[-1]) + 1])  # the year after the first "CC"
-        assert pos[-1] == neg[-1] and pos[-1] in YEARS  # the century is repeated at the end
         changed = [j for j, (a, b) in enumerate(zip(pos, neg)) if a != b]
-        assert len(changed) == 1 and neg[changed[0]] == "01" and int(pos[changed[0]]) == start
+        assert len(changed) == 1 and neg[changed[0]] == "01"
+        where = changed[0]
+        start = int(pos[where])
+        assert pos[-1] == neg[-1] == pos[where - 1] and pos[where - 2] == "year"  # "year CC YY ... year CC"
+        start_positions.add(where)
+        distances_to_end.add(len(pos) - where)
+        with_second_number += sum(w in YEARS for w in pos) > 3
         answers = {int(w) for w in words(toy_tokenizer, task.answer_tokens[i])}
         wrong = {int(w) for w in words(toy_tokenizer, task.wrong_tokens[i])}
         assert answers == set(range(start + 1, 100)) and wrong == set(range(start + 1))
         assert set(task.answer_tokens[i].tolist() + task.wrong_tokens[i].tolist()) - {NO_TOKEN} == year_ids
+    # Neither the start year's position nor its distance from the end finds it, and some
+    # prompts hold a second two-digit number that is not the start year.
+    assert len(start_positions) >= 3 and len(distances_to_end) >= 3
+    assert 0 < with_second_number < task.n_pairs
 
 
 def test_docstring_answer_is_the_argument_after_the_documented_ones(tasks, toy_tokenizer):

@@ -46,12 +46,12 @@ print("positive:", task.positive_prompts[0])
 print("negative:", task.negative_prompts[0])
 
 # %% [markdown]
-# On the shipped toy-4l the node score ranks IOI's circuit heads at a ROC AUC of about 0.78
-# (docstring 0.68, 10 seeds). On induction (0.52) and greater-than (0.29) it does not beat
-# chance: induction's strongest heads write in the same direction on positives and negatives and
-# differ only in how much, which an argmax code does not see, and greater-than's circuit is a
-# single head (the model card has the measurements). So the "above chance" check below can fail
-# on those two. With `MODEL = "gpt2-small"` IOI is the paper's headline result.
+# On the shipped toy-4l the node score ranks IOI's circuit heads at a ROC AUC of about 0.70
+# (greater-than 0.62, docstring 0.58; 10 seeds). On induction (0.45) it does not beat chance:
+# induction's strongest heads write in the same direction on positives and negatives and
+# differ only in how much, which an argmax code does not see (the model card has the
+# measurements). So the "above chance" check below can fail
+# there. With `MODEL = "gpt2-small"` IOI is the paper's headline result.
 
 # %% [markdown]
 # The model's own tokens at the answer position show the task at work: the metric

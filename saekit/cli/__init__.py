@@ -30,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_threads(threads: int) -> None:
+    """Give torch ``threads`` CPU threads (a ``--threads`` option), refusing fewer than one."""
+    import torch
+
+    if threads < 1:
+        raise SaekitError(f"--threads must be at least 1, not {threads}.")
+    torch.set_num_threads(threads)
+
+
 def print_json(obj: object) -> None:
     """Print one JSON object on stdout, the machine-readable output of every ``--json`` flag."""
     print(json.dumps(obj, indent=2))

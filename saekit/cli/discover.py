@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saekit.cli import print_json
-from saekit.errors import SaekitError, TaskError
+from saekit.cli import print_json, set_threads
+from saekit.errors import TaskError
 
 
 def register(subparsers) -> None:
@@ -41,9 +41,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    if args.threads < 1:
-        raise SaekitError(f"--threads must be at least 1, not {args.threads}.")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from saekit.discovery import discover, paper_config
     from saekit.models import load_model
     from saekit.tasks import make_task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saekit.cli import print_json
+from saekit.cli import print_json, set_threads
 
 
 def register(subparsers) -> None:
@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
     train.add_argument("--steps", type=int, help="optimiser steps (default: the shipped model's)")
+    train.add_argument("--threads", type=int, metavar="N",
+                       help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
 
     truth = actions.add_parser("ground-truth", help="recompute a toy model's ground_truth.json by patching")
@@ -33,6 +35,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
 
+    if args.threads is not None:
+        set_threads(args.threads)
     overrides = {key: getattr(args, key) for key in ("seed", "steps") if getattr(args, key) is not None}
     config = replace(TrainingConfig(), **overrides)
     model, _ = train_toy_model(config)

@@ -8,7 +8,9 @@ contrastive structure as the original task:
   put the names at different positions; ABBA and BABA orders. Negative: the first occurrence of
   the subject replaced by a third name, so no name repeats. Metric: logit(IO) − logit(S).
 - **greater-than** "The war lasted from the year 17 32 to the year 17" → any year token above
-  32 (year tokens are the two-digit words 00..99). Negative: start year 01. Metric:
+  32 (year tokens are the two-digit words 00..99). Five templates put the start year at
+  different positions and distances from the end, three with a second two-digit number (a
+  count of days, years or men) that is not the start year. Negative: start year 01. Metric:
   Σ p(years > YY) − Σ p(years ≤ YY).
 - **docstring** a ``def`` with six arguments and a ``:param`` docstring documenting two
   consecutive ones; answer: the argument after them. Negative ("random_random"): def arguments
@@ -69,9 +71,15 @@ EVENTS = (
     "war", "trip", "reign", "project", "drought", "strike", "voyage", "siege", "festival",
     "expedition",
 )
+#: The start year sits at different positions and distances from the end, and some templates
+#: hold a second two-digit number ({NN}, a count): neither position nor "the earlier number"
+#: finds the start year; only "the number after the first {CC}" does, as in Hanna et al.
 GREATER_THAN_TEMPLATES = (
     "The {EVENT} lasted from the year {CC} {YY} to the year {CC}",
     "The {EVENT} started in the year {CC} {YY} and ended in the year {CC}",
+    "After {NN} days of talks , the {EVENT} began in the year {CC} {YY} and lasted until the year {CC}",
+    "In the year {CC} {YY} the {EVENT} began , and it went on for {NN} years until the year {CC}",
+    "From the year {CC} {YY} , the {EVENT} ran with {NN} men to the year {CC}",
 )
 #: Start years of positives (as in Hanna et al.: at least one year above and below exists).
 START_YEARS = range(2, 99)
@@ -158,7 +166,8 @@ def _greater_than_pair(rng: np.random.Generator) -> ToyPair:
     template_id = int(rng.integers(len(GREATER_THAN_TEMPLATES)))
     start = int(rng.choice(START_YEARS))
     event, century = EVENTS[rng.integers(len(EVENTS))], CENTURIES[rng.integers(len(CENTURIES))]
-    fill = partial(GREATER_THAN_TEMPLATES[template_id].format, EVENT=event, CC=century)
+    count = YEARS[rng.integers(10, len(YEARS))]
+    fill = partial(GREATER_THAN_TEMPLATES[template_id].format, EVENT=event, CC=century, NN=count)
     return ToyPair(
         positive=fill(YY=YEARS[start]),
         negative=fill(YY=YEARS[NEGATIVE_START_YEAR]),

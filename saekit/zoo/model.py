@@ -27,12 +27,13 @@ from torch.nn import functional as F
 class ToyModelConfig:
     """The shape of an attention-only toy transformer."""
 
+    d_vocab: int
+    """Vocabulary size: ``len(saekit.tasks.toy.VOCABULARY)`` for the shipped models."""
     n_layers: int = 4
     n_heads: int = 8
     d_model: int = 64
     d_head: int = 16
     n_ctx: int = 64
-    d_vocab: int = 277
     eps: float = 1e-5
 
     def tl_config(self) -> dict[str, Any]:

@@ -9,14 +9,16 @@ Training has two phases, each step's data seeded from the training seed and the 
    positions of the task prompts, they had not formed after 4000 steps. The docstring task,
    which needs the same copying, is learned faster on top of them.
 2. **The four tasks** (:func:`saekit.tasks.toy.toy_pairs`), next token at the answer position
-   only. Positives have the task's answer as target (a uniform target over every later year
-   for greater-than); negatives have a uniform target over their ``negative_options``, the
-   tokens that are equally plausible once the task's information is removed, so that the
-   model learns to sit at chance on them. A **head-sparsity penalty** (an L1 penalty on each
-   head's share of the residual stream, :meth:`AttnOnlyTransformer.forward_with_head_shares`)
-   lets a head stay silent on prompts it has no job on. Without it, a model that only ever
-   sees four tasks spreads each of them over every head, and its circuits are neither small
-   nor distinct; pretrained models have heads that write little on text they are not used for.
+   only, plus a few warm-up sequences per step (``induction_replay``) so that copying is kept.
+   Positives have the task's answer as target (for greater-than, 95 % spread over every later
+   year and 5 % over the others: ``answer_smoothing``); negatives have a uniform target over
+   their ``negative_options``, the tokens that are equally plausible once the task's
+   information is removed, so that the model learns to sit at chance on them. A
+   **head-sparsity penalty** (an L1 penalty on each head's share of the residual stream,
+   :meth:`AttnOnlyTransformer.forward_with_head_shares`) lets a head stay silent on prompts it
+   has no job on. Without it, a model that only ever sees four tasks spreads each of them over
+   every head, and its circuits are neither small nor distinct; pretrained models have heads
+   that write little on text they are not used for.
 
 Training is deterministic on CPU for a given seed and never touches the global random state.
 """
@@ -46,7 +48,7 @@ class TrainingConfig:
     """Everything that determines a trained toy model."""
 
     seed: int = 0
-    steps: int = 6000
+    steps: int = 3000
     """Optimiser steps in all, the induction warm-up included."""
     pairs_per_task: dict[str, int] = field(
         default_factory=lambda: {"ioi": 16, "greater-than": 16, "docstring": 32, "induction": 32}
@@ -60,6 +62,15 @@ class TrainingConfig:
     induction_warmup_max_length: int = 24
     """Length range of a warm-up sequence before its repeat (one length per step), so that the
     distance to the earlier copy varies and only matching content finds it."""
+    answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
+    """Share of a positive's target spread over its wrong answers, per task (default 0). A
+    probability metric saturates: trained to put all its mass on the later years, the model
+    ends with so wide a margin that patching any one of the heads that carry it leaves the
+    probability at 1, and single-head patching finds no circuit. GPT-2 small's own probability
+    difference on greater-than is about 0.8."""
+    induction_replay: int = 16
+    """Warm-up sequences added to every step after the warm-up, so that copying from any
+    distance is kept while the tasks are learned (0: none)."""
     head_sparsity: float = 0.05
     """Weight of the head-sparsity penalty: the sum over heads of each head's share of the
     residual stream, averaged over the real positions of each prompt and over prompts."""
@@ -86,28 +97,31 @@ class TrainingBatch:
     """Target distribution of the next token; all zero where a position is not trained on."""
 
 
-def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int) -> TrainingBatch:
+def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_smoothing: float = 0.0) -> TrainingBatch:
     """``n_pairs`` fresh pairs of one toy task as ``2 * n_pairs`` examples, seeded by ``seed``.
 
-    A positive's target is its answer (uniform over the answers when there are several), a
-    negative's a uniform distribution over its ``negative_options``. Earlier answer positions
+    A positive's target is its answer (uniform over the answers when there are several), with
+    ``answer_smoothing`` of the mass spread over its wrong answers instead; a negative's a
+    uniform distribution over its ``negative_options``. Earlier answer positions
     (:attr:`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task.
     """
-    prompts, targets = [], []  # targets: (word index, target words) per prompt
+    prompts, targets = [], []  # targets: (word index, [(target words, their total mass), ...]) per prompt
     for pair in toy_pairs(task_name, n_pairs, seed):
         last = len(pair.positive.split()) - 1
+        final = [(pair.answers, 1.0 - answer_smoothing), (pair.wrong, answer_smoothing)]
         prompts += [pair.positive, pair.negative]
-        targets.append([(last, pair.answers), *((i, (answer,)) for i, answer in pair.earlier_answers)])
-        targets.append([(i, pair.negative_options) for i, _ in [(last, None), *pair.earlier_answers]])
+        targets.append([(last, final), *((i, [((answer,), 1.0)]) for i, answer in pair.earlier_answers)])
+        targets.append([(i, [(pair.negative_options, 1.0)]) for i, _ in [(last, None), *pair.earlier_answers]])
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     width = 1 + max(len(row) for row in ids)
     tokens = torch.full((len(ids), width), tokenizer.pad_token_id)
     target_probs = torch.zeros(len(ids), width, len(tokenizer))
     for row, (prompt_ids, prompt_targets) in enumerate(zip(ids, targets)):
         tokens[row, : 1 + len(prompt_ids)] = torch.tensor([tokenizer.bos_token_id, *prompt_ids])
-        for word_index, words in prompt_targets:
-            # Word i sits at position i + 1 (after BOS) and predicts the next word.
-            target_probs[row, word_index + 1, tokenizer.convert_tokens_to_ids(list(words))] = 1.0 / len(words)
+        for word_index, groups in prompt_targets:
+            for words, mass in groups:
+                # Word i sits at position i + 1 (after BOS) and predicts the next word.
+                target_probs[row, word_index + 1, tokenizer.convert_tokens_to_ids(list(words))] += mass / len(words)
     return TrainingBatch(tokens, target_probs)
 
 
@@ -173,18 +187,27 @@ def _sparsity_weight(config: TrainingConfig, step: int) -> float:
 def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, step: int) -> tuple[Tensor, float]:
     """The loss to minimise at ``step`` and its cross-entropy part (what ``losses`` records)."""
     pad = tokenizer.pad_token_id
-    if step < config.induction_warmup_steps:
-        batch = induction_warmup_batch(
-            tokenizer, config.induction_warmup_batch, config.induction_warmup_min_length,
+
+    def warmup_batch(n_sequences: int) -> TrainingBatch:
+        return induction_warmup_batch(
+            tokenizer, n_sequences, config.induction_warmup_min_length,
             config.induction_warmup_max_length, _step_seed(config.seed, step, len(TASK_NAMES)),
         )
-        cross_entropy, _ = answer_loss(model, batch, pad)
+
+    if step < config.induction_warmup_steps:
+        cross_entropy, _ = answer_loss(model, warmup_batch(config.induction_warmup_batch), pad)
         return cross_entropy, cross_entropy.item()
     # One batch per task keeps padding short (docstring prompts are twice as long as the rest).
-    parts = [
-        answer_loss(model, training_batch(tokenizer, name, config.pairs_per_task[name], _step_seed(config.seed, step, i)), pad)
+    batches = [
+        training_batch(
+            tokenizer, name, config.pairs_per_task[name], _step_seed(config.seed, step, i),
+            config.answer_smoothing.get(name, 0.0),
+        )
         for i, name in enumerate(TASK_NAMES)
     ]
+    if config.induction_replay:
+        batches.append(warmup_batch(config.induction_replay))
+    parts = [answer_loss(model, batch, pad) for batch in batches]
     cross_entropy = sum(ce for ce, _ in parts) / len(parts)
     penalty = sum(p for _, p in parts) / len(parts)
     return cross_entropy + _sparsity_weight(config, step) * penalty, cross_entropy.item()
