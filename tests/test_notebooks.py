@@ -36,11 +36,13 @@ TASK_VARIANTS = (
 )
 #: (notebook, task) runs that fail on the shipped toy-4l for a known reason (strict: a model
 #: that fixes one flips its test).
+_INDUCTION_AUC = "node ROC AUC 0.45 on induction: its strongest heads keep their code"
+_DOCSTRING_FAITHFULNESS = "under mean ablation the known docstring circuit recovers -0.07, no better than random heads"
 KNOWN_FAILURES = {
-    ("00_quickstart", "induction"): "node ROC AUC 0.45 on induction: its strongest heads keep their code",
-    ("04_scoring", "induction"): "node ROC AUC 0.45 on induction: its strongest heads keep their code",
-    ("00_quickstart", "docstring"): "under mean ablation the known docstring circuit recovers -0.07, no better than random heads",
-    ("05_ablation_validation", "docstring"): "under mean ablation the known docstring circuit recovers -0.07, no better than random heads",
+    ("00_quickstart", "induction"): _INDUCTION_AUC,
+    ("04_scoring", "induction"): _INDUCTION_AUC,
+    ("00_quickstart", "docstring"): _DOCSTRING_FAITHFULNESS,
+    ("05_ablation_validation", "docstring"): _DOCSTRING_FAITHFULNESS,
 }
 
 

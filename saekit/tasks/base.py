@@ -137,7 +137,8 @@ def compute_metric(
     return answer_mean - (wrongs * wrong_mask).sum(-1) / wrong_mask.sum(-1)
 
 
-def _pad_rows(rows: Sequence[Sequence[int]], fill: int) -> Int[Tensor, "n width"]:
+def pad_rows(rows: Sequence[Sequence[int]], fill: int) -> Int[Tensor, "n width"]:
+    """Token rows of different lengths as one right-padded tensor, ``fill`` after each row's end."""
     width = max(len(row) for row in rows)
     return torch.tensor([list(row) + [fill] * (width - len(row)) for row in rows], dtype=torch.long)
 
@@ -212,11 +213,11 @@ def task_from_strings(
         raise TaskError(f"Task {name!r}: every pair needs at least one answer and one wrong answer.")
     return ContrastiveTask(
         name=name,
-        positive_tokens=_pad_rows(pos_ids, pad),
-        negative_tokens=_pad_rows(neg_ids, pad),
+        positive_tokens=pad_rows(pos_ids, pad),
+        negative_tokens=pad_rows(neg_ids, pad),
         lengths=torch.tensor([len(p) for p in pos_ids]),
-        answer_tokens=_pad_rows(answer_ids, NO_TOKEN),
-        wrong_tokens=_pad_rows(wrong_ids, NO_TOKEN),
+        answer_tokens=pad_rows(answer_ids, NO_TOKEN),
+        wrong_tokens=pad_rows(wrong_ids, NO_TOKEN),
         metric=metric,
         template_ids=torch.tensor(list(template_ids) if template_ids is not None else [0] * len(pos_ids)),
         positive_prompts=tuple(positives),

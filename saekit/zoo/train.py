@@ -1,6 +1,7 @@
 """Train a toy model on the four toy tasks: ``python -m saekit.zoo.train [--out FOLDER]``.
 
-Training has two phases, each step's data seeded from the training seed and the step:
+Training has two phases, each step's data seeded from the training seed and the step, and
+ends with :func:`rescale_residual_stream`:
 
 1. **Induction warm-up** (``induction_warmup_steps``): random word sequences followed by a
    repeat of their tail, next-token loss on every word of the repeat
@@ -20,7 +21,8 @@ Training has two phases, each step's data seeded from the training seed and the 
    every head, and its circuits are neither small nor distinct; pretrained models have heads
    that write little on text they are not used for.
 
-Training is deterministic on CPU for a given seed and never touches the global random state.
+Training is deterministic on CPU for a given seed and thread count, and never touches the
+global random state.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from saekit.tasks import TASK_NAMES
+from saekit.tasks.base import pad_rows
 from saekit.tasks.toy import VOCABULARY, toy_pairs
 from saekit.zoo import ZOO_DIR
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig
@@ -113,11 +116,9 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
         targets.append([(last, final), *((i, [((answer,), 1.0)]) for i, answer in pair.earlier_answers)])
         targets.append([(i, [(pair.negative_options, 1.0)]) for i, _ in [(last, None), *pair.earlier_answers]])
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    width = 1 + max(len(row) for row in ids)
-    tokens = torch.full((len(ids), width), tokenizer.pad_token_id)
-    target_probs = torch.zeros(len(ids), width, len(tokenizer))
-    for row, (prompt_ids, prompt_targets) in enumerate(zip(ids, targets)):
-        tokens[row, : 1 + len(prompt_ids)] = torch.tensor([tokenizer.bos_token_id, *prompt_ids])
+    tokens = pad_rows([[tokenizer.bos_token_id, *row] for row in ids], tokenizer.pad_token_id)
+    target_probs = torch.zeros(*tokens.shape, len(tokenizer))
+    for row, prompt_targets in enumerate(targets):
         for word_index, groups in prompt_targets:
             for words, mass in groups:
                 # Word i sits at position i + 1 (after BOS) and predicts the next word.
@@ -142,10 +143,9 @@ def induction_warmup_batch(tokenizer, n_sequences: int, min_length: int, max_len
         sequence = pool[torch.randperm(len(pool), generator=generator)[:length]]
         rows.append(torch.cat([torch.tensor([tokenizer.bos_token_id]), sequence, sequence[start:]]))
         targets.append(sequence[start + 1:])
-    tokens = torch.full((n_sequences, max(len(row) for row in rows)), tokenizer.pad_token_id)
+    tokens = pad_rows([row.tolist() for row in rows], tokenizer.pad_token_id)
     target_probs = torch.zeros(*tokens.shape, len(tokenizer))
     for i, (row, answers) in enumerate(zip(rows, targets)):
-        tokens[i, : len(row)] = row
         # The repeat's first word sits just after the first copy (BOS + length words).
         first = len(row) - len(answers) - 1
         target_probs[i, torch.arange(first, first + len(answers)), answers] = 1.0
