@@ -14,6 +14,9 @@ much part of the circuit as one that raises it. The signed values are kept besid
 - :func:`hisp_scores`: head-importance score for pruning (Michel et al. 2019). Each head's z is
   multiplied by a mask ξ_h = 1; the score is the mean over prompts of ``|∂metric/∂ξ_h|``
   = ``|Σ z · ∂metric/∂z|`` (one forward and one backward pass).
+- :func:`acdc_scores`: ACDC over heads (:func:`saekit.ablation.prune_heads`, mean ablation):
+  the faithfulness each head's ablation cost the running circuit when it was tested; the heads
+  ACDC keeps are those scoring at least its threshold. One forward pass per head, in sequence.
 """
 
 from __future__ import annotations
@@ -27,14 +30,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape
+from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape, prune_heads
 from saekit.errors import TaskError
 from saekit.tasks.base import ContrastiveTask
 
 if TYPE_CHECKING:
     from saekit._tl import HookedModel
 
-METHODS = ("activation_patching", "attribution_patching", "hisp")
 
 
 @dataclass
@@ -147,9 +149,20 @@ def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64)
     )
 
 
+def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64, threshold: float = 0.02) -> BaselineScores:
+    """|Faithfulness lost| when ACDC over heads tested each head (mean ablation, ``threshold``)."""
+
+    def compute() -> tuple[Tensor, Tensor]:
+        effects = prune_heads(model, task, threshold, batch_size=batch_size).effects
+        return effects.abs(), effects
+
+    return _timed("acdc", compute)
+
+
 BASELINES: dict[str, Callable[..., BaselineScores]] = {
     "activation_patching": activation_patching_scores,
     "attribution_patching": attribution_patching_scores,
     "hisp": hisp_scores,
+    "acdc": acdc_scores,
 }
 """Every baseline by name, each ``(model, task, batch_size=64) -> BaselineScores``."""

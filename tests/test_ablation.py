@@ -21,6 +21,7 @@ from saekit.ablation import (
     heads_from_mask,
     hook_z_name,
     kl_faithfulness,
+    prune_heads,
     random_head_masks,
 )
 from saekit.errors import HeadSetError, TaskError
@@ -280,6 +281,48 @@ def test_circuit_table_is_consistent_and_serialisable(tiny_gpt2, tiny_task):
     assert by_threshold.found_circuit.heads == [(1, 2), (1, 3)] and by_threshold.ground_truth_circuit is None
 
 
+
+#: Prunes some heads of the tiny random GPT-2 but not all (checked in the test).
+PRUNING_THRESHOLD = 0.1
+
+
+def test_pruning_matches_ablating_one_head_at_a_time_from_the_last_layer(tiny_gpt2, tiny_task):
+    pruned = prune_heads(tiny_gpt2, tiny_task, PRUNING_THRESHOLD)
+    kept = {(layer, head) for layer in range(2) for head in range(4)}
+    current = 1.0
+    for layer, head in reversed(sorted(kept)):
+        candidate = evaluate_circuit(tiny_gpt2, tiny_task, sorted(kept - {(layer, head)}))[0].faithfulness
+        assert float(pruned.effects[layer, head]) == pytest.approx(current - candidate, abs=1e-4)
+        if abs(current - candidate) < PRUNING_THRESHOLD:
+            kept.discard((layer, head))
+            current = candidate
+    assert 0 < len(kept) < 8
+    assert set(pruned.circuit.heads) == kept
+    assert pruned.circuit.faithfulness == pytest.approx(current, abs=1e-4)
+    assert {tuple(h) for h in torch.nonzero(pruned.effects.abs() >= PRUNING_THRESHOLD).tolist()} == kept
+
+
+def test_pruning_threshold_zero_keeps_every_head_and_a_huge_one_none(tiny_gpt2, tiny_task):
+    assert prune_heads(tiny_gpt2, tiny_task, 0.0).circuit.n_heads == 8
+    nothing = prune_heads(tiny_gpt2, tiny_task, 1e9).circuit
+    assert nothing.n_heads == 0 and nothing.faithfulness == pytest.approx(0.0, abs=1e-6)
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(HeadSetError, match="threshold"):
+            prune_heads(tiny_gpt2, tiny_task, bad)
+
+
+def test_pruning_keeps_the_toy_ioi_circuit_and_the_heads_patching_misses(one_thread):
+    """On toy-4l, ACDC over heads keeps every known ioi head and more, and the result is faithful."""
+    from saekit import load_model
+    from saekit.tasks import make_task
+    from saekit.tasks.ground_truth import ground_truth_heads
+
+    model = load_model("toy-4l")
+    pruned = prune_heads(model, make_task("ioi", model, n_pairs=60, seed=1), threshold=0.02)
+    truth = ground_truth_heads("toy-4l", "ioi")
+    assert truth < set(pruned.circuit.heads)
+    assert pruned.circuit.faithfulness > 0.8
+
 def test_faithfulness_curves_end_at_the_ends(tiny_gpt2, tiny_task):
     scores = torch.tensor([[0.1, 5.0, 0.2, 0.3], [4.0, 0.0, 0.5, 0.6]])
     curves = faithfulness_curves(tiny_gpt2, tiny_task, scores, n_random=2, batch_size=32)
@@ -360,7 +403,7 @@ def test_compare_command_reports_every_method(tiny_gpt2, tiny_gpt2_dir, capsys, 
     monkeypatch.setattr(ground_truth, "ground_truth_heads", lambda model, task: frozenset({(1, 0), (0, 2)}))
     assert main(["compare", "--model", str(tiny_gpt2_dir), "--task", "ioi", "--n-pairs", "6", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    for method in ("sae", "activation_patching", "attribution_patching", "hisp"):
+    for method in ("sae", "activation_patching", "attribution_patching", "hisp", "acdc"):
         assert 0.0 <= report[method]["auc"] <= 1.0 and report[method]["seconds"] > 0
 
 

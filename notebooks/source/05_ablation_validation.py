@@ -25,6 +25,7 @@ N_PAIRS = 100  # prompts the circuits are evaluated on (every circuit is one pas
 CIRCUIT_SIZE = None  # None: as many heads as the known circuit (or a quarter of all heads)
 N_RANDOM = 5  # random circuits / random orders to compare with
 CURVE_POINTS = 9  # circuit sizes on the faithfulness curves (evenly spaced, 0 .. all heads)
+ACDC_THRESHOLD = 0.02  # faithfulness a head must move to stay in the ACDC circuit
 
 # %%
 import time
@@ -33,7 +34,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import saekit
-from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves
+from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves, prune_heads
 from saekit.baselines import BASELINES
 from saekit.course import checks
 from saekit.discovery import discover, paper_config
@@ -177,8 +178,15 @@ explore_threshold(scores, lambda mask: evaluate_circuit(model, small, mask)[0].f
 #
 # The SAE method needs one forward pass per prompt plus a tiny SAE. The classic alternatives pay
 # per head (activation patching: one pass over the task per head) or per gradient (attribution
-# patching, HISP: forward + backward). On a toy model all are fast; on GPT-2 small the
-# difference is seconds against minutes — and ACDC, not run here, takes hours for a ROC sweep.
+# patching, HISP: forward + backward). `acdc` is ACDC with heads as the nodes
+# (`saekit.ablation.prune_heads`): from the last layer to the first, each head is ablated for good
+# unless that moves the faithfulness by at least a threshold, so it costs one pass per head *in
+# sequence*, for every threshold of a sweep. On a toy model all are fast; on GPT-2 small the
+# difference is seconds against minutes, and ACDC on edges instead of heads takes hours per sweep.
+#
+# ACDC also keeps heads that single-head patching cannot see: heads whose input is the same on a
+# positive and its negative (previous-token heads, say) change nothing when patched, yet mean
+# ablation removes what they carry. That is why its circuits are larger than the known ones.
 
 # %%
 print(f"{'method':>22} {'seconds':>8} {'ROC AUC':>8}")
@@ -193,6 +201,21 @@ for name, method in BASELINES.items():
 fig, axes = plt.subplots(1, 1 + len(baseline_scores), figsize=(4 * (1 + len(baseline_scores)), 3), layout="constrained")
 for ax, (name, grid) in zip(axes, {"SAE codes": scores, **baseline_scores}.items()):
     plot_head_grid(grid, title=name, label="score", highlight=truth, annotate=False, ax=ax)
+
+# %% [markdown]
+# The ACDC circuit itself, at one threshold: every head it removed moved the faithfulness by
+# less than the threshold, so the circuit stays within (heads removed × threshold) of the full
+# model. Compare its size with the known circuit's.
+
+# %%
+pruned = prune_heads(model, task, ACDC_THRESHOLD)
+removed = n_layers * n_heads - pruned.circuit.n_heads
+print(f"ACDC (threshold {ACDC_THRESHOLD}) keeps {pruned.circuit.n_heads} heads, faithfulness {pruned.circuit.faithfulness:.2f}")
+if truth is not None:
+    print(f"{len(truth & set(pruned.circuit.heads))} of the {len(truth)} known circuit heads are among them")
+assert abs(pruned.circuit.faithfulness - 1) <= ACDC_THRESHOLD * removed + 1e-4
+plot_head_grid(pruned.effects.abs(), title=f"ACDC: faithfulness lost when tested ({pruned.circuit.n_heads} heads kept)",
+               label="|effect|", highlight=pruned.circuit.heads, highlight_label="ACDC circuit");
 
 # %% [markdown]
 # ## Summary

@@ -117,12 +117,20 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
         targets.append([(i, [(pair.negative_options, 1.0)]) for i, _ in [(last, None), *pair.earlier_answers]])
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     tokens = pad_rows([[tokenizer.bos_token_id, *row] for row in ids], tokenizer.pad_token_id)
-    target_probs = torch.zeros(*tokens.shape, len(tokenizer))
+    vocab = tokenizer.get_vocab()
+    rows, positions, token_ids, masses = [], [], [], []
     for row, prompt_targets in enumerate(targets):
         for word_index, groups in prompt_targets:
             for words, mass in groups:
                 # Word i sits at position i + 1 (after BOS) and predicts the next word.
-                target_probs[row, word_index + 1, tokenizer.convert_tokens_to_ids(list(words))] += mass / len(words)
+                rows += [row] * len(words)
+                positions += [word_index + 1] * len(words)
+                token_ids += [vocab[word] for word in words]
+                masses += [mass / len(words)] * len(words)
+    target_probs = torch.zeros(*tokens.shape, len(tokenizer))
+    target_probs.index_put_(
+        (torch.tensor(rows), torch.tensor(positions), torch.tensor(token_ids)), torch.tensor(masses), accumulate=True
+    )
     return TrainingBatch(tokens, target_probs)
 
 
