@@ -9,7 +9,7 @@
 #   ablated, known circuit, SAE circuit, random circuit);
 # - draw faithfulness curves: heads added in score order vs in random order;
 # - compare the SAE method with the expensive baselines (activation patching, attribution
-#   patching, HISP) on quality and cost.
+#   patching, HISP, ACDC over heads) on quality and cost.
 #
 # **Estimated time:** 45 minutes (2 exercises). Runs in about a minute on a laptop CPU.
 #

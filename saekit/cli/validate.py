@@ -2,7 +2,7 @@
 
 ``validate`` prints the paper's table 4 for a model and task: the full model, every head
 ablated, the ground-truth circuit, the circuit the SAE method finds, and random circuits of the
-same size. ``compare`` ranks heads with the SAE method and the three expensive baselines and
+same size. ``compare`` ranks heads with the SAE method and the four expensive baselines and
 reports each one's ROC AUC against the ground truth and its wall time.
 """
 
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     validate.set_defaults(handler=run_validate)
 
     compare = subparsers.add_parser(
-        "compare", help="ROC AUC and time: SAE method vs activation/attribution patching and HISP"
+        "compare", help="ROC AUC and time: SAE method vs activation/attribution patching, HISP and ACDC over heads"
     )
     _common(compare)
     compare.set_defaults(handler=run_compare)
