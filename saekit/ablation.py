@@ -259,9 +259,19 @@ def ablation_runs(
         )
     if batch_size < 1:
         raise TaskError(f"batch_size must be at least 1, not {batch_size}.")
+    return _run_circuits(model, task, keep, _replacement_source(model, task, kind, reference, batch_size), batch_size)
+
+
+def _run_circuits(
+    model: HookedModel,
+    task: ContrastiveTask,
+    keep: Bool[Tensor, "n_circuits n_layers n_heads"],
+    replacement_for: Callable[[slice, ContrastiveTask], list[Tensor] | None],
+    batch_size: int,
+) -> AblationRuns:
+    """:func:`ablation_runs` with its arguments checked and its replacements prepared."""
     device = model.cfg.device
     keep = keep.to(device)
-    replacement_for = _replacement_source(model, task, kind, reference, batch_size)
     prompts_per_pass = min(task.n_pairs, batch_size)
     circuits_per_pass = max(1, batch_size // prompts_per_pass)
     metric = torch.empty(len(keep), task.n_pairs)
@@ -418,14 +428,18 @@ def _runs_with_empty(
     empty = torch.zeros(1, *keep.shape[1:], dtype=torch.bool)
     runs = ablation_runs(model, task, torch.cat([keep, empty]), kind, reference, batch_size)
     metric, kl = runs.metric.mean(1), runs.kl.mean(1)
-    ends = Baselines(
+    return _ends(task, kind, runs, empty_row=-1), metric[:-1], kl[:-1]
+
+
+def _ends(task: ContrastiveTask, kind: AblationKind, runs: AblationRuns, empty_row: int) -> Baselines:
+    """The full model (the clean runs) and everything ablated (row ``empty_row`` of ``runs``)."""
+    return Baselines(
         metric_name=task.metric.value,
         ablation=kind.value,
         full=float(runs.clean_metric.mean()),
-        ablated_all=float(metric[-1]),
-        ablated_all_kl=float(kl[-1]),
+        ablated_all=float(runs.metric[empty_row].mean()),
+        ablated_all_kl=float(runs.kl[empty_row].mean()),
     )
-    return ends, metric[:-1], kl[:-1]
 
 
 def evaluate_circuit(
@@ -603,16 +617,18 @@ def prune_heads(
     if batch_size < 1:
         raise TaskError(f"batch_size must be at least 1, not {batch_size}.")
     n_layers, n_heads = model_shape(model)
+    # Prepared once: the means (a pass over the reference set) serve every run below.
+    replacement_for = _replacement_source(model, task, kind, reference, batch_size)
     kept = torch.ones(n_layers, n_heads, dtype=torch.bool)
-    ends, _, _ = _runs_with_empty(model, task, kept[None], kind, reference, batch_size)
+    ends = _ends(task, kind, _run_circuits(model, task, ~kept[None], replacement_for, batch_size), empty_row=0)
     if ends.full == ends.ablated_all:
         raise TaskError(
             f"The full model and the fully ablated one score the same ({ends.full:.4g}), so no head "
             f"moves the metric and there is nothing to prune against; check that the model does the task."
         )
-    replacement_for = _replacement_source(model, task, kind, reference, batch_size)
 
     def faithfulness_without(layer: int, head: int) -> float:
+        # Only the ablated pass: _run_circuits would add a clean pass per head for the KL.
         keep = kept.clone()
         keep[layer, head] = False
         total = 0.0
@@ -634,7 +650,7 @@ def prune_heads(
             if abs(current - candidate) < threshold:
                 kept[layer, head] = False
                 current = candidate
-    final = ablation_runs(model, task, kept[None], kind, reference, batch_size)
+    final = _run_circuits(model, task, kept[None], replacement_for, batch_size)
     return PrunedCircuit(threshold, ends, ends.result(kept, float(final.metric.mean()), float(final.kl.mean())), effects)
 
 
