@@ -281,7 +281,6 @@ def test_circuit_table_is_consistent_and_serialisable(tiny_gpt2, tiny_task):
     assert by_threshold.found_circuit.heads == [(1, 2), (1, 3)] and by_threshold.ground_truth_circuit is None
 
 
-
 #: Prunes some heads of the tiny random GPT-2 but not all (checked in the test).
 PRUNING_THRESHOLD = 0.1
 
@@ -322,6 +321,7 @@ def test_pruning_keeps_the_toy_ioi_circuit_and_the_heads_patching_misses(one_thr
     truth = ground_truth_heads("toy-4l", "ioi")
     assert truth < set(pruned.circuit.heads)
     assert pruned.circuit.faithfulness > 0.8
+
 
 def test_faithfulness_curves_end_at_the_ends(tiny_gpt2, tiny_task):
     scores = torch.tensor([[0.1, 5.0, 0.2, 0.3], [4.0, 0.0, 0.5, 0.6]])
