@@ -25,24 +25,21 @@ DEFAULT_TASKS = {
     "04_scoring": "ioi",
     "05_ablation_validation": "ioi",
 }
-#: The default run: other tasks (and seed 1), so that every task runs somewhere. Greater-than
-#: and induction go to 03, which asserts no AUC and no faithfulness: on toy-4l the node score
-#: ranks induction's heads below chance, and under mean ablation the known greater-than circuit
-#: recovers nothing (see the model card), which 00, 04 and 05 assert against.
+#: The default run: other tasks (and seed 1), so that every task runs somewhere. Induction goes
+#: to 03, which asserts no AUC: on toy-4l the node score ranks induction's heads below chance
+#: (see the model card), which 00 and 04 assert against; docstring to 05, as its node AUC (0.50
+#: over 10 seeds) is no margin for 04's "above chance" check.
 TASK_VARIANTS = (
-    ("03_discretisation", "greater-than"),
     ("03_discretisation", "induction"),
-    ("04_scoring", "docstring"),
+    ("04_scoring", "greater-than"),
+    ("05_ablation_validation", "docstring"),
 )
 #: (notebook, task) runs that fail on the shipped toy-4l for a known reason (strict: a model
 #: that fixes one flips its test).
-_INDUCTION_AUC = "node ROC AUC 0.45 on induction: its strongest heads keep their code"
-_DOCSTRING_FAITHFULNESS = "under mean ablation the known docstring circuit recovers -0.07, no better than random heads"
+_INDUCTION_AUC = "node ROC AUC 0.42 on induction (10 seeds): the node score ranks its circuit heads below chance"
 KNOWN_FAILURES = {
     ("00_quickstart", "induction"): _INDUCTION_AUC,
     ("04_scoring", "induction"): _INDUCTION_AUC,
-    ("00_quickstart", "docstring"): _DOCSTRING_FAITHFULNESS,
-    ("05_ablation_validation", "docstring"): _DOCSTRING_FAITHFULNESS,
 }
 
 

@@ -24,7 +24,7 @@ GROUND_TRUTH = json.loads((ZOO / "ground_truth.json").read_text())
 #: A model small enough to train a few dozen steps in a test.
 TINY = TrainingConfig(
     steps=30, pairs_per_task=dict.fromkeys(TASK_NAMES, 4), induction_warmup_steps=10, induction_warmup_batch=4,
-    induction_replay=2, head_sparsity_ramp=5, warmup_steps=5, eval_every=0,
+    induction_two_back=2, induction_replay=2, head_sparsity_ramp=5, warmup_steps=5, eval_every=0,
     model=ToyModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, d_vocab=len(VOCABULARY)),
 )
 
@@ -58,17 +58,6 @@ def test_torch_module_and_transformerlens_give_the_same_logits(toy_model):
             assert torch.allclose(module(tokens), toy_model(tokens), atol=1e-4), name
 
 
-#: Known shortfalls of the shipped checkpoint (see MODEL_CARD.md); strict, so a fixed model flips them.
-INDUCTION_NOT_LEARNED = pytest.mark.xfail(
-    strict=True, reason="toy-4l's induction accuracy is 0.94 on the card's 250 pairs and 0.89 on these 100: "
-    "a repeat whose earlier copy is 2 words back in a sequence of 9+ words is missed"
-)
-
-
-#: The four tasks, each marked with the shipped checkpoint's known shortfall on it, if any.
-TASKS_AS_LEARNED = ["ioi", "greater-than", "docstring", pytest.param("induction", marks=INDUCTION_NOT_LEARNED)]
-
-
 def assert_does_the_task(score) -> None:
     """Accuracy at least 0.95 on positives; negatives far closer to chance than positives are."""
     assert score.pos_accuracy >= 0.95
@@ -80,7 +69,7 @@ def shipped_scores(toy_model):
     return evaluate_toy_model(toy_model, toy_model.tokenizer, n_pairs=100, seed=1)
 
 
-@pytest.mark.parametrize("name", TASKS_AS_LEARNED)
+@pytest.mark.parametrize("name", TASK_NAMES)
 def test_shipped_model_does_its_tasks(shipped_scores, name):
     assert_does_the_task(shipped_scores[name])
 
@@ -180,7 +169,7 @@ def retrained_scores(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", TASKS_AS_LEARNED)
+@pytest.mark.parametrize("name", TASK_NAMES)
 def test_full_training_command_reproduces_a_model_meeting_the_thresholds(retrained_scores, name):
     assert_does_the_task(retrained_scores[name])
 
@@ -258,6 +247,24 @@ def test_induction_warmup_batch_trains_every_word_of_the_repeat_on_its_earlier_s
         # The repeat runs to the end of the sequence; its last word has no successor to train on.
         assert trained[-1] == len(words) - 1
     assert min(offsets) == 2 and max(offsets) > 4
+
+
+def test_two_back_sequences_follow_the_others_and_copy_their_second_to_last_word():
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+    from saekit.zoo.train import induction_warmup_batch
+
+    tokenizer = build_toy_tokenizer()
+    plain = induction_warmup_batch(tokenizer, n_sequences=6, min_length=3, max_length=12, seed=4)
+    batch = induction_warmup_batch(tokenizer, 6, 3, 12, seed=4, n_two_back=10, two_back_min_length=9)
+    assert len(batch.tokens) == 16
+    width = plain.tokens.shape[1]
+    assert torch.equal(batch.tokens[:6, :width], plain.tokens) and torch.equal(batch.targets[:6, :width], plain.targets)
+    for tokens, targets in zip(batch.tokens[6:].tolist(), batch.targets[6:]):
+        words = [t for t in tokens[1:] if t != tokenizer.pad_token_id]
+        length = len(words) - 2  # the sequence, then its last two words again
+        assert 9 <= length <= 12 and words[length:] == words[length - 2:length]
+        trained = torch.nonzero(targets.sum(-1)).flatten().tolist()
+        assert trained == [length + 1] and targets[length + 1].argmax() == words[length - 1]
 
 
 def test_head_shares_are_each_heads_write_norm_over_the_final_residual_norm(toy_model):

@@ -109,12 +109,12 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # (TPR) against the fraction of other heads picked up (FPR). The area under it is the probability
 # that a random circuit head outranks a random other head (0.5 = chance).
 #
-# On the shipped toy-4l the node score reaches an AUC of about 0.70 on IOI, 0.62 on
-# greater-than and 0.58 on docstring, but only 0.45 on induction. There the heads that matter
-# most (the layer-3 heads 3.0, 3.2 and 3.4) write along the same direction on positives and
+# On the shipped toy-4l the node score reaches an AUC of about 0.58 on IOI, 0.60 on
+# greater-than and 0.50 on docstring, and only 0.42 on induction. There two of the three
+# circuit heads (the layer-3 heads 3.0 and 3.2) write along the same direction on positives and
 # negatives: on negatives, with no earlier copy to find, they write about twice as much. Their
-# argmax code stays the same, so no code is "positive only", while layer-1 and layer-2 heads
-# outside the circuit change their codes. The code-overlap method finds heads whose codes
+# argmax code stays the same, so no code is "positive only", while heads outside the circuit
+# (1.6, 2.5, 1.2) change direction and top the ranking. The code-overlap method finds heads whose codes
 # *change* between the two sides, not heads whose output grows or shrinks. Try
 # `TASK = "induction"` and compare the ranking with the ground-truth grid.
 

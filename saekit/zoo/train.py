@@ -8,7 +8,8 @@ ends with :func:`rescale_residual_stream`:
    (:func:`induction_warmup_batch`). Every position of the repeat is a training signal, so
    previous-token and induction heads form in about 1500 steps; trained only at the few answer
    positions of the task prompts, they had not formed after 4000 steps. The docstring task,
-   which needs the same copying, is learned faster on top of them.
+   which needs the same copying, is learned faster on top of them. A few sequences per step
+   copy from 2 words back (``induction_two_back``), a distance the uniform draw rarely trains.
 2. **The four tasks** (:func:`saekit.tasks.toy.toy_pairs`), next token at the answer position
    only, plus a few warm-up sequences per step (``induction_replay``) so that copying is kept.
    Positives have the task's answer as target (for greater-than, 95 % spread over every later
@@ -71,6 +72,13 @@ class TrainingConfig:
     ends with so wide a margin that patching any one of the heads that carry it leaves the
     probability at 1, and single-head patching finds no circuit. GPT-2 small's own probability
     difference on greater-than is about 0.8."""
+    induction_two_back: int = 16
+    """Warm-up sequences per warm-up step whose repeat starts 2 words before the end
+    (``... A B A`` → ``B``), on top of ``induction_warmup_batch``; half as many join each
+    replay. Under the uniform draw about one trained word in L²/2 copies from 2 back (L the
+    sequence's length), and a model trained on it alone did so only in sequences of up to 8 words."""
+    induction_two_back_min_length: int = 9
+    """Shortest of those sequences: the lengths at which the uniform draw alone falls short."""
     induction_replay: int = 16
     """Warm-up sequences added to every step after the warm-up, so that copying from any
     distance is kept while the tasks are learned (0: none)."""
@@ -134,20 +142,27 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
     return TrainingBatch(tokens, target_probs)
 
 
-def induction_warmup_batch(tokenizer, n_sequences: int, min_length: int, max_length: int, seed: int) -> TrainingBatch:
+def induction_warmup_batch(
+    tokenizer, n_sequences: int, min_length: int, max_length: int, seed: int,
+    n_two_back: int = 0, two_back_min_length: int = 2,
+) -> TrainingBatch:
     """``n_sequences`` random word sequences, each followed by a repeat of it from a random word
     to its end; every word of the repeat but the last is trained to predict the word that
     followed it the first time. Lengths (in [min_length, max_length]) and starts are drawn per
     sequence, so the earlier copy lies 2 to ``max_length`` words back and only matching the
-    current word finds it, as in the induction task's prompts."""
+    current word finds it, as in the induction task's prompts. ``n_two_back`` more sequences
+    (lengths from ``two_back_min_length``) repeat their last two words, so that their one
+    trained word copies from 2 back."""
     from saekit.tasks.toy import INDUCTION_POOL
 
     generator = torch.Generator().manual_seed(seed)
     pool = torch.tensor(tokenizer.convert_tokens_to_ids(list(INDUCTION_POOL)))
     rows, targets = [], []
-    for _ in range(n_sequences):
-        length = int(torch.randint(min_length, max_length + 1, (1,), generator=generator))
-        start = int(torch.randint(0, length - 1, (1,), generator=generator))
+    for index in range(n_sequences + n_two_back):
+        two_back = index >= n_sequences
+        shortest = two_back_min_length if two_back else min_length
+        length = int(torch.randint(shortest, max_length + 1, (1,), generator=generator))
+        start = length - 2 if two_back else int(torch.randint(0, length - 1, (1,), generator=generator))
         sequence = pool[torch.randperm(len(pool), generator=generator)[:length]]
         rows.append(torch.cat([torch.tensor([tokenizer.bos_token_id]), sequence, sequence[start:]]))
         targets.append(sequence[start + 1:])
@@ -196,14 +211,16 @@ def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, st
     """The loss to minimise at ``step`` and its cross-entropy part (what ``losses`` records)."""
     pad = tokenizer.pad_token_id
 
-    def warmup_batch(n_sequences: int) -> TrainingBatch:
+    def warmup_batch(n_sequences: int, n_two_back: int) -> TrainingBatch:
         return induction_warmup_batch(
             tokenizer, n_sequences, config.induction_warmup_min_length,
             config.induction_warmup_max_length, _step_seed(config.seed, step, len(TASK_NAMES)),
+            n_two_back, config.induction_two_back_min_length,
         )
 
     if step < config.induction_warmup_steps:
-        cross_entropy, _ = answer_loss(model, warmup_batch(config.induction_warmup_batch), pad)
+        batch = warmup_batch(config.induction_warmup_batch, config.induction_two_back)
+        cross_entropy, _ = answer_loss(model, batch, pad)
         return cross_entropy, cross_entropy.item()
     # One batch per task keeps padding short (docstring prompts are twice as long as the rest).
     batches = [
@@ -214,7 +231,7 @@ def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, st
         for i, name in enumerate(TASK_NAMES)
     ]
     if config.induction_replay:
-        batches.append(warmup_batch(config.induction_replay))
+        batches.append(warmup_batch(config.induction_replay, config.induction_two_back // 2))
     parts = [answer_loss(model, batch, pad) for batch in batches]
     cross_entropy = sum(ce for ce, _ in parts) / len(parts)
     penalty = sum(p for _, p in parts) / len(parts)
