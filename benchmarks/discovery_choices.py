@@ -16,7 +16,7 @@ import time
 
 import torch
 
-TASKS = ("ioi", "greater-than", "docstring", "induction")
+from saekit.tasks import TASK_NAMES
 #: Variant name -> overrides of paper_config; "l1_scale" multiplies the paper's per-task λ.
 VARIANTS: dict[str, dict] = {
     "paper": {},
@@ -51,7 +51,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="toy-4l")
-    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--tasks", default=",".join(TASK_NAMES))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--n-pairs", type=int, default=250, help="pairs per task (paper: 250)")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-TASKS = ("ioi", "greater-than", "docstring", "induction")
+from saekit.tasks import TASK_NAMES
 THRESHOLDS = (0.005, 0.02, 0.05)
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"{args.model}, {args.n_pairs} pairs (seed {args.seed}), mean ablation\n")
     print(f"{'task':<13} {'known':>5} {'τ':>6} {'ACDC heads':>10} {'faithfulness':>12} {'known kept':>10}")
     elimination = {}
-    for name in TASKS:
+    for name in TASK_NAMES:
         task = make_task(name, model, n_pairs=args.n_pairs, seed=args.seed)
         truth = ground_truth_heads(args.model, name)
         for threshold in THRESHOLDS:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TASKS = ("ioi", "greater-than", "docstring", "induction")
+from saekit.tasks import TASK_NAMES
 HEADER = ("| task | architecture | node ROC AUC | explained variance | L0 | dead latents "
           "| train s / seed |\n|---|---|---|---|---|---|---|")
 
@@ -120,7 +120,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="toy-4l")
-    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--tasks", default=",".join(TASK_NAMES))
     parser.add_argument("--architectures", default=",".join(sorted(ARCHITECTURES)))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--n-pairs", type=int, default=250, help="pairs per task (paper: 250)")

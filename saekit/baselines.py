@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from saekit._tl import HookedModel
 
 
-
 @dataclass
 class BaselineScores:
     """Per-head scores of one baseline (higher = more in the circuit) and what they cost."""
