@@ -16,6 +16,8 @@ from typing import Any, Union
 
 import torch
 
+from saekit.errors import ModelNotFoundError
+
 TL_VERSION: str = version("transformer-lens")
 TL_MAJOR: int = int(TL_VERSION.split(".")[0])
 
@@ -44,14 +46,28 @@ def build_from_state_dict(
 
         bridge_config = TransformerBridgeConfig.from_dict(dict(config))
         model = _ModelClass.boot_native(bridge_config, tokenizer=tokenizer, device=device)
-        model.load_state_dict(convert_tl_checkpoint(state_dict, bridge_config), strict=True)
+        try:
+            model.load_state_dict(convert_tl_checkpoint(state_dict, bridge_config), strict=True)
+        except RuntimeError as err:
+            raise _weights_do_not_fit(str(err)) from None
     else:  # pragma: no cover - TransformerLens 3.9
         from transformer_lens import HookedTransformerConfig
 
         model = _ModelClass(HookedTransformerConfig(**config), tokenizer=tokenizer)
-        model.load_state_dict(state_dict, strict=False)
+        loaded = model.load_state_dict(state_dict, strict=False)
+        # HookedTransformer builds its attention-mask buffers (IGNORE, mask) itself.
+        missing = [key for key in loaded.missing_keys if key.rsplit(".", 1)[-1] not in ("IGNORE", "mask")]
+        if missing or loaded.unexpected_keys:
+            raise _weights_do_not_fit(f"missing {missing}, unexpected {loaded.unexpected_keys}")
         model.to(device, print_details=False)
     return model.eval()
+
+
+def _weights_do_not_fit(detail: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"The weights do not fit the model's config ({detail}); the folder's files come from "
+        f"different models. Save the model again (saekit zoo train --out FOLDER)."
+    )
 
 
 def from_pretrained(
@@ -63,10 +79,13 @@ def from_pretrained(
     ``tokenizer`` given, nothing is read from the hub: the weights come from those objects.
     """
     if TL_MAJOR >= 4:
-        if tl_name.startswith(("NeelNanda/", "ArthurConmy/", "Baidicoot/")) and hf_model is None:
-            import transformer_lens.model_bridge.sources.tl_legacy  # noqa: F401
+        # Repositories in TransformerLens' own old format (attn-only-4l is one) have a loader of
+        # their own: boot_transformers would hand them to AutoConfig, which refuses them.
+        from transformer_lens.model_bridge.sources.tl_legacy import TL_LEGACY_PREFIXES
 
-            model = _ModelClass.boot_tl_legacy(tl_name, device=device, tokenizer=tokenizer)
+        repo = tl_name if hf_model is not None else _official_or_same(tl_name)
+        if hf_model is None and repo.startswith(TL_LEGACY_PREFIXES):
+            model = _ModelClass.boot_tl_legacy(repo, device=device, tokenizer=tokenizer)
         else:
             model = _ModelClass.boot_transformers(
                 tl_name, device=device, hf_model=hf_model, tokenizer=tokenizer
@@ -90,6 +109,14 @@ def from_pretrained(
         )
         model.to(device, print_details=False)
     return model.eval()
+
+
+def _official_or_same(tl_name: str) -> str:
+    """The hub repository behind a TransformerLens alias; any other name as it is."""
+    try:
+        return official_name(tl_name)
+    except ValueError:
+        return tl_name
 
 
 def official_name(tl_name: str) -> str:

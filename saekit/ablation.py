@@ -21,7 +21,6 @@ All runs go through :func:`ablation_runs`, which evaluates many circuits at once
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -33,7 +32,8 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saekit.errors import HeadSetError, TaskError
-from saekit.tasks.ground_truth import heads_to_mask
+from saekit.scoring import sample_sd
+from saekit.tasks.ground_truth import HEAD_FORMATS, heads_to_mask
 from saekit.tasks.base import ContrastiveTask, compute_metric
 
 if TYPE_CHECKING:
@@ -68,12 +68,6 @@ def model_shape(model: HookedModel) -> tuple[int, int]:
 # Head sets
 # --------------------------------------------------------------------------------------------
 
-_HEAD_STRING = re.compile(r"^\s*(\d+)\s*\.\s*(\d+)\s*$")
-_FORMATS = (
-    "a list of (layer, head) pairs like [(9, 9), (10, 0)], a list of 'L.H' strings like "
-    "['9.9', '10.0'], or a boolean mask of shape [n_layers, n_heads]"
-)
-
 
 def head_mask(heads: HeadsLike, n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
     """Any head-set format as a boolean mask ``[n_layers, n_heads]`` (True = in the set).
@@ -86,7 +80,7 @@ def head_mask(heads: HeadsLike, n_layers: int, n_heads: int) -> Bool[Tensor, "n_
         if mask.dtype != torch.bool:
             raise HeadSetError(
                 f"A head mask must be boolean, not {mask.dtype}. Use scores > threshold for a "
-                f"mask, or give {_FORMATS}."
+                f"mask, or give {HEAD_FORMATS}."
             )
         if tuple(mask.shape) != (n_layers, n_heads):
             raise HeadSetError(
@@ -95,30 +89,13 @@ def head_mask(heads: HeadsLike, n_layers: int, n_heads: int) -> Bool[Tensor, "n_
             )
         mask = mask.clone().cpu()
     else:
-        if isinstance(heads, (str, bytes)) or not isinstance(heads, Iterable):
-            raise HeadSetError(f"Cannot read heads from {heads!r}; give {_FORMATS}.")
-        mask = heads_to_mask([_parse_head(item) for item in heads], n_layers, n_heads)
+        mask = heads_to_mask(heads, n_layers, n_heads)
     if not mask.any():
         raise HeadSetError(
             "The head set is empty. A circuit needs at least one head; to measure the model with "
             "every head ablated use circuit_table(...).ablated_all."
         )
     return mask
-
-
-def _parse_head(item: Any) -> tuple[int, int]:
-    if isinstance(item, str):
-        match = _HEAD_STRING.match(item)
-        if match is None:
-            raise HeadSetError(f"Cannot read head {item!r}: write a head as 'layer.head', e.g. '9.9'.")
-        return int(match[1]), int(match[2])
-    if (
-        isinstance(item, (tuple, list))
-        and len(item) == 2
-        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in item)
-    ):
-        return int(item[0]), int(item[1])
-    raise HeadSetError(f"Cannot read head {item!r}; give {_FORMATS}.")
 
 
 def heads_from_mask(mask: Bool[Tensor, "n_layers n_heads"]) -> list[tuple[int, int]]:
@@ -369,9 +346,10 @@ def head_patching_effects(
 # --------------------------------------------------------------------------------------------
 
 
-def faithfulness(circuit: float, full: float, ablated_all: float) -> float:
+def faithfulness(circuit: float | Tensor, full: float, ablated_all: float) -> float | Tensor:
     """Normalised faithfulness ``(F(C) − F(∅)) / (F(M) − F(∅))``: 0 = no better than ablating
-    everything, 1 = the full model. NaN when the full and ablated model score the same."""
+    everything, 1 = the full model; elementwise for a tensor of circuits' metrics. NaN when the
+    full and ablated model score the same."""
     spread = full - ablated_all
     return (circuit - ablated_all) / spread if spread != 0 else math.nan
 
@@ -470,9 +448,9 @@ class RandomCircuits:
     faithfulness_std: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.metric_mean, self.metric_std = float(np.mean(self.metrics)), float(np.std(self.metrics))
+        self.metric_mean, self.metric_std = float(np.mean(self.metrics)), float(sample_sd(self.metrics))
         self.faithfulness_mean = float(np.mean(self.faithfulnesses))
-        self.faithfulness_std = float(np.std(self.faithfulnesses))
+        self.faithfulness_std = float(sample_sd(self.faithfulnesses))
 
 
 @dataclass
@@ -609,7 +587,8 @@ def prune_heads(
     faithfulness by less than ``threshold`` in either direction; otherwise it stays. Unlike
     patching one head at a time, this keeps the heads a task needs but that read the same input on
     a positive and its negative (previous-token heads), because mean ablation removes what they
-    carry. Costs one ablated forward pass over the task per head, in sequence.
+    carry. Costs one ablated forward pass over the task per head, in sequence (resample ablation
+    adds one over the negatives, for their z).
     """
     kind = _ablation_kind(kind)
     if not math.isfinite(threshold) or threshold < 0:

@@ -1,6 +1,6 @@
 """Per-head activations: what every attention head writes, one vector per (prompt, head).
 
-The paper's choice (method.md 2) is each head's write into the residual stream,
+The paper's choice (docs/method.md §2) is each head's write into the residual stream,
 ``result = z · W_O[h]`` (no ``b_O``), averaged over all token positions including BOS. Because
 the projection is linear, averaging ``z`` first and projecting afterwards gives the same vector
 for a fraction of the cost, so the reduction happens inside a hook on ``blocks.L.attn.hook_z``

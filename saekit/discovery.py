@@ -6,7 +6,7 @@ paper does by default. Head activations are taken once; each seed then draws its
 initialisation, trains the SAE, encodes the counted examples and scores every head. With a
 ground-truth head set it also reports ROC AUC per seed.
 
-Two knobs stay separate (method.md 1): ``sae_examples`` trains the SAE (few is better) and
+Two knobs stay separate (docs/method.md §3): ``sae_examples`` trains the SAE (few is better) and
 ``count_examples`` is how many pairs' codes are counted (more is better).
 """
 
@@ -28,7 +28,7 @@ from saekit.activations import ACTIVATIONS, REDUCTIONS, HeadActivations, head_ac
 from saekit.codes import head_codes
 from saekit.errors import ActivationError, SaekitError, TaskError
 from saekit.sae import SAEConfig, reconstruction_metrics, train_sae
-from saekit.scoring import edge_scores, node_scores, ranked_heads, roc_auc
+from saekit.scoring import edge_scores, node_scores, ranked_heads, roc_auc, sample_sd
 from saekit.tasks.base import ContrastiveTask
 from saekit.tasks.ground_truth import heads_to_mask
 
@@ -42,7 +42,8 @@ PAPER_L1_COEFFICIENT = {"docstring": 0.05}
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
-    """Every choice :func:`discover` makes; the defaults are the paper's.
+    """Every choice :func:`discover` makes; the defaults are the paper's, but for the L1
+    coefficient of docstring (0.05), which :func:`paper_config` sets per task.
 
     ``count_examples`` is a number of *pairs* (each gives one positive and one negative
     example); None counts all of them (2N examples).
@@ -95,6 +96,11 @@ def paper_config(task_name: str, **overrides: Any) -> DiscoveryConfig:
     ``overrides`` are DiscoveryConfig fields, plus ``l1_coefficient`` / ``architecture`` /
     ``d_sae`` / ... which go to the SAEConfig.
     """
+    if "sae" in overrides:
+        raise SaekitError(
+            "paper_config takes the SAE's fields themselves (paper_config(task, d_sae=100)); to "
+            "use an SAEConfig of your own, build DiscoveryConfig(sae=...)."
+        )
     sae_fields = {f.name for f in fields(SAEConfig)}
     sae_values = {"l1_coefficient": PAPER_L1_COEFFICIENT.get(task_name, SAEConfig.l1_coefficient)}
     sae_values.update({k: v for k, v in overrides.items() if k in sae_fields})
@@ -130,7 +136,7 @@ class DiscoveryResult:
         """Sample standard deviation over seeds (0 for one seed)."""
         if self.auc_per_seed is None:
             return None
-        return float(np.std(self.auc_per_seed, ddof=1)) if len(self.auc_per_seed) > 1 else 0.0
+        return float(sample_sd(self.auc_per_seed))
 
     @property
     def ranked_heads(self) -> list[tuple[int, int]]:
@@ -170,12 +176,19 @@ def discover(
 
     ``activations`` lets a notebook reuse head activations it already took (they must match
     ``config.activation`` / ``config.reduction``). With ``ground_truth`` (a set of (layer, head)
-    pairs) each seed's scores get a ROC AUC.
+    pairs) each seed's scores get a ROC AUC. Each seed sets both the draw of SAE training
+    examples and the SAE's initial weights (so ``config.sae.seed`` must stay at its default).
 
     On a CPU shared with other work, ``torch.set_num_threads(1)`` first: the SAE's small
     matrices gain nothing from more threads, and idle-waiting threads can slow training tenfold.
     """
     config = paper_config(task.name) if config is None else config
+    if config.sae.seed != SAEConfig.seed:
+        raise SaekitError(
+            f"discover seeds every run (its SAE's initial weights and its draw of examples) from "
+            f"`seeds`, so config.sae.seed={config.sae.seed} would be ignored; pass "
+            f"seeds=[{config.sae.seed}] instead."
+        )
     seeds = tuple(int(seed) for seed in seeds)
     if not seeds:
         raise SaekitError("discover needs at least one seed, e.g. seeds=range(10).")

@@ -106,7 +106,15 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
         )
     from saekit import _tl
 
-    return _tl.from_pretrained(name, device)
+    try:
+        return _tl.from_pretrained(name, device)
+    except OSError as err:  # the config is cached, some weights file is not
+        if download:
+            raise
+        raise ModelNotCachedError(
+            f"Model {name!r} (hub repository {repo!r}) is only partly in the local Hugging Face "
+            f"cache ({err}). On a machine with internet run:\n    {download_command(name)}"
+        ) from err
 
 
 def _pretrained_repo(name: str) -> str:

@@ -1,10 +1,10 @@
 """Score heads from their codes, and measure the scores against a ground-truth head set.
 
-Node score (method.md 5): for head h, ``P_h`` is the set of codes it takes on positives and
+Node score (docs/method.md §5): for head h, ``P_h`` is the set of codes it takes on positives and
 ``N_h`` on negatives; ``score_h = |P_h \\ N_h|``, or that divided by ``|P_h ∪ N_h|``. A head
 whose code changes when the task's information is removed is doing task work.
 
-Edge score (method.md 6): for each ordered pair of distinct heads, count the code pairs
+Edge score (docs/method.md §5): for each ordered pair of distinct heads, count the code pairs
 ``(code(h1), code(h2))`` that co-occur in some positive and in no negative; rank the pairs and
 count how often each head appears among the top ``n_heads² / 2``.
 
@@ -120,7 +120,7 @@ def edge_head_scores(
 ) -> Float[Tensor, " n_heads_total"]:
     """How often each head appears (as either end) in the ``top`` highest-count ordered pairs.
 
-    ``top`` defaults to ``n_heads² // 2`` (method.md 6). Pairs are ranked by count, ties broken
+    ``top`` defaults to ``n_heads² // 2`` (docs/method.md §5). Pairs are ranked by count, ties broken
     by flat pair index ``h1 * H + h2`` so the result is deterministic; self pairs are left out.
     """
     n_heads = pair_counts.shape[0]
@@ -254,6 +254,13 @@ def metrics_at_threshold(
 ) -> dict[str, float]:
     """:func:`selection_metrics` of the heads scoring at least ``threshold``."""
     return selection_metrics(scores >= threshold, ground_truth)
+
+
+def sample_sd(values: Iterable[float] | np.ndarray, axis: int | None = None) -> float | np.ndarray:
+    """Sample standard deviation (ddof 1), the sd every saekit report gives; 0 for one value."""
+    values = np.asarray(values, dtype=float)
+    n = values.size if axis is None else values.shape[axis]
+    return np.std(values, axis=axis, ddof=1) if n > 1 else np.zeros_like(values.mean(axis=axis))
 
 
 def ranked_heads(scores: Float[Tensor, "n_layers n_heads"]) -> list[tuple[int, int]]:

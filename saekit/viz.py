@@ -19,6 +19,7 @@ from torch import Tensor
 
 from saekit.ablation import FaithfulnessCurves, HeadsLike, head_mask
 from saekit.errors import HeadSetError
+from saekit.scoring import sample_sd
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -265,7 +266,7 @@ def plot_faithfulness_curves(
     ax = _axes(ax, (5.5, 3.8))
     ax.plot(kept, score, marker=".", label=label)
     if len(random):
-        mean, spread = random.mean(0), random.std(0)
+        mean, spread = random.mean(0), sample_sd(random, axis=0)
         ax.plot(kept, mean, color="grey", label=f"random order (mean ± sd, {len(random)} seeds)")
         ax.fill_between(kept, mean - spread, mean + spread, color="grey", alpha=0.3, linewidth=0)
     top, bottom = (1.0, 0.0) if normalised else (curves.full, curves.ablated_all)

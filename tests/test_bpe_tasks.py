@@ -94,6 +94,12 @@ def test_induction_answer_follows_the_first_occurrence(tasks, gpt2_tokenizer):
         assert len(negative_tail) == len(repeat) and not set(negative_tail) & set(first)
 
 
+@pytest.mark.parametrize("first_half", [3, 2.5, True])
+def test_induction_refuses_a_first_part_too_short_to_repeat(gpt2_tokenizer, first_half):
+    with pytest.raises(TaskError, match="first_half of at least 4"):
+        GENERATORS["induction"](gpt2_tokenizer, n_pairs=2, first_half=first_half)
+
+
 def test_generation_is_seeded_and_leaves_the_global_rng_alone(gpt2_tokenizer):
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
     first = make_task("ioi", gpt2_tokenizer, n_pairs=10, seed=7)
@@ -167,9 +173,16 @@ def test_toy_ground_truth_is_read_from_its_json(tmp_path, monkeypatch):
 
 
 def test_heads_to_mask():
-    mask = heads_to_mask({(0, 1), (2, 3)}, n_layers=3, n_heads=4)
+    mask = heads_to_mask({(0, 1), "2.3"}, n_layers=3, n_heads=4)
     assert mask.shape == (3, 4) and mask.sum() == 2 and mask[0, 1] and mask[2, 3]
     with pytest.raises(HeadSetError, match="outside a model of 3 layers"):
         heads_to_mask({(3, 0)}, 3, 4)
-    with pytest.raises(HeadSetError, match="not a .layer, head. pair"):
+    with pytest.raises(HeadSetError, match="outside a model of 3 layers"):
         heads_to_mask({"9.9"}, 3, 4)
+
+
+@pytest.mark.parametrize("item", ["12", (1.9, 1), (True, 1), (0, 1, 2), "a.b"])
+def test_heads_to_mask_refuses_what_is_not_a_head(item):
+    """Read digit by digit, "12" would be head (1, 2) and (1.9, 1) head (1, 1): refused instead."""
+    with pytest.raises(HeadSetError, match="Cannot read head"):
+        heads_to_mask([item], 3, 4)

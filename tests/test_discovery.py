@@ -45,6 +45,8 @@ def test_bad_configs_are_refused():
         paper_config("ioi", architecture="nope")
     with pytest.raises(SaekitError, match="Unknown DiscoveryConfig field"):
         DiscoveryConfig.from_dict({"sae_example": 3})
+    with pytest.raises(SaekitError, match="build DiscoveryConfig.sae=...."):
+        paper_config("ioi", sae=SAEConfig(d_sae=10))
 
 
 def planted_circuit(n_pairs=60, n_layers=2, n_heads=4, width=16, circuit=((0, 1), (1, 3))):
@@ -117,6 +119,8 @@ def test_out_of_range_example_counts_and_mismatched_activations_are_refused(tiny
         discover(tiny_gpt2, task, DiscoveryConfig(sae=FAST_SAE, sae_examples=2), ground_truth={(9, 9)})
     with pytest.raises(SaekitError, match="at least one seed"):
         discover(tiny_gpt2, task, DiscoveryConfig(sae=FAST_SAE, sae_examples=2), seeds=[])
+    with pytest.raises(SaekitError, match=r"config.sae.seed=7 would be ignored; pass seeds=\[7\]"):
+        discover(tiny_gpt2, task, paper_config("induction", seed=7, sae_examples=2))
 
 
 def gpt2_small_shaped(tmp_path_factory, gpt2_tokenizer_dir, n_embd):
@@ -177,3 +181,23 @@ def test_cli_reports_bad_input_without_a_traceback(tiny_gpt2_dir, capsys):
     for command in (["discover", "--model", str(tiny_gpt2_dir), "--task", "ioi"], ["zoo", "train"]):
         assert main([*command, "--threads", "0"]) == 2
         assert "--threads must be at least 1, not 0" in capsys.readouterr().err
+
+
+def _cli_choices(command: str, option: str) -> tuple:
+    import argparse
+
+    from saekit.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return tuple(next(a for a in commands.choices[command]._actions if option in a.option_strings).choices)
+
+
+def test_cli_choices_are_the_librarys_names():
+    """The CLI spells its choices out so that parsing imports no torch; they must not drift."""
+    from saekit.ablation import AblationKind
+    from saekit.activations import ACTIVATIONS, REDUCTIONS
+
+    assert _cli_choices("discover", "--score") == discovery.SCORES
+    assert _cli_choices("discover", "--activation") == ACTIVATIONS
+    assert _cli_choices("discover", "--reduction") == REDUCTIONS
+    assert _cli_choices("validate", "--ablation") == tuple(kind.value for kind in AblationKind)

@@ -88,3 +88,43 @@ def test_saekit_errors_exit_with_status_2_and_a_message(capsys):
     assert "Unknown model" in capsys.readouterr().err
 
 
+
+
+class _LoaderCalled(Exception):
+    pass
+
+
+def _record_loader(monkeypatch, name):
+    """Replace ``name`` on the model class by a stub that raises with the repository it got."""
+
+    def stub(repo, *args, **kwargs):
+        raise _LoaderCalled(name, repo)
+
+    monkeypatch.setattr(_tl._ModelClass, name, stub)
+
+
+def test_transformerlens_alias_of_an_old_format_repository_reaches_the_loader_that_reads_it(monkeypatch):
+    """attn-only-4l (the docstring model) is stored in TransformerLens' own old format."""
+    if _tl.TL_MAJOR >= 4:
+        import transformer_lens.model_bridge.sources.tl_legacy  # noqa: F401  (registers the loader)
+
+        for loader in ("boot_tl_legacy", "boot_transformers"):
+            _record_loader(monkeypatch, loader)
+        expected = ("boot_tl_legacy", "NeelNanda/Attn_Only_4L512W_C4_Code")
+    else:  # HookedTransformer.from_pretrained resolves its own aliases
+        _record_loader(monkeypatch, "from_pretrained")
+        expected = ("from_pretrained", "attn-only-4l")
+    with pytest.raises(_LoaderCalled) as called:
+        _tl.from_pretrained("attn-only-4l", "cpu")
+    assert called.value.args == expected
+
+
+def test_partly_cached_model_fails_with_the_download_command(monkeypatch):
+    monkeypatch.setattr("saekit.models._is_cached", lambda repo: True)
+
+    def missing_weights(*args, **kwargs):
+        raise OSError("pytorch_model.bin is not in the cache")
+
+    monkeypatch.setattr(_tl, "from_pretrained", missing_weights)
+    with pytest.raises(ModelNotCachedError, match="(?s)partly in the local.*saekit models --download gpt2-small"):
+        saekit.load_model("gpt2-small")

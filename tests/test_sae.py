@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from saekit.errors import SAEError
 from saekit.sae import (
@@ -190,6 +190,13 @@ def test_save_and_load_round_trip(trained, samples, tmp_path):
     torch.testing.assert_close(loaded.encode(samples), trained.encode(samples), rtol=0, atol=0)
 
 
+def test_float64_sae_loads_as_float64(samples, tmp_path):
+    sae = train_sae(samples.double(), SAEConfig(d_sae=8, steps=5))
+    loaded = load_sae(save_sae(sae, tmp_path / "sae"))
+    assert loaded.W_dec.dtype == torch.float64
+    torch.testing.assert_close(loaded.W_dec, sae.W_dec, rtol=0, atol=0)
+
+
 def test_saved_folder_has_the_sae_lens_layout(trained, tmp_path):
     folder = save_sae(trained, tmp_path / "sae")
     weights = load_file(folder / "sae_weights.safetensors")
@@ -222,3 +229,20 @@ def test_sae_lens_reads_the_folder(trained, samples, tmp_path):
 def test_load_sae_explains_what_is_missing(tmp_path):
     with pytest.raises(SAEError, match="cfg.json"):
         load_sae(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["not json", "no d_in", "no threshold"])
+def test_load_sae_refuses_a_damaged_folder(samples, tmp_path, damage):
+    folder = save_sae(train_sae(samples, SAEConfig(architecture="jumprelu", d_sae=8, steps=5)), tmp_path / "sae")
+    cfg = json.loads((folder / "cfg.json").read_text())
+    if damage == "not json":
+        (folder / "cfg.json").write_text("{")
+    elif damage == "no d_in":
+        del cfg["d_in"]
+        (folder / "cfg.json").write_text(json.dumps(cfg))
+    else:
+        weights = load_file(folder / "sae_weights.safetensors")
+        del weights["threshold"]
+        save_file(weights, folder / "sae_weights.safetensors")
+    with pytest.raises(SAEError, match="(?i)save the SAE again with save_sae"):
+        load_sae(folder)

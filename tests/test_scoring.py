@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ from saekit.scoring import (
     node_scores,
     ranked_heads,
     roc_auc,
+    sample_sd,
     selection_metrics,
     top_k_mask,
 )
@@ -210,3 +212,10 @@ def test_head_sets_that_do_not_fit_are_refused():
         roc_auc(SCORES.flatten(), TRUTH)
     with pytest.raises(HeadSetError, match="between 0"):
         top_k_mask(SCORES, 7)
+
+
+def test_sample_sd_is_the_ddof_1_sd_and_0_for_one_value():
+    assert sample_sd([1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    assert sample_sd([4.0]) == 0.0
+    np.testing.assert_allclose(sample_sd(np.array([[1.0, 5.0], [3.0, 5.0]]), axis=0), [np.sqrt(2), 0.0])
+    np.testing.assert_array_equal(sample_sd(np.array([[1.0, 5.0]]), axis=0), [0.0, 0.0])

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from saekit.errors import ModelNotFoundError
 from saekit.models import load_model
 from saekit.tasks import TASK_NAMES, make_task, task_from_strings
 from saekit.tasks.toy import VOCABULARY
 from saekit.zoo import load_toy_folder, toy_model_dir
 from saekit.zoo.evaluate import chance_metric, evaluate_toy_model
-from saekit.zoo.ground_truth import circuit_mask, task_ground_truth
+from saekit.zoo.ground_truth import circuit_mask, task_ground_truth, write_ground_truth
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, load_toy_module
 from saekit.zoo.train import TrainingConfig, save_toy_model, train_toy_model
 
@@ -107,6 +108,15 @@ def test_ground_truth_recomputes_from_the_shipped_weights(toy_model, name):
 @pytest.mark.parametrize("name", ["greater-than", "docstring", "induction"])
 def test_ground_truth_recomputes_from_the_shipped_weights_slow_tasks(toy_model, name):
     test_ground_truth_recomputes_from_the_shipped_weights(toy_model, name)
+
+
+def test_ground_truth_of_a_model_outside_the_zoo_needs_a_file_to_write(monkeypatch):
+    def compute(name):
+        raise AssertionError("computed before the destination was checked")
+
+    monkeypatch.setattr("saekit.zoo.ground_truth.compute_ground_truth", compute)
+    with pytest.raises(ModelNotFoundError, match="--out"):
+        write_ground_truth("gpt2-small")
 
 
 def test_circuit_rule_counts_effects_in_both_directions():
@@ -303,3 +313,16 @@ def test_rescaling_the_residual_stream_keeps_the_logits_and_gives_head_writes_un
             param.mul_(5.0)
         assert rescale_residual_stream(module, tokenizer) == pytest.approx(0.2, rel=1e-3)
         assert torch.allclose(module(tokens), before, atol=1e-3)
+
+
+def test_toy_folder_whose_weights_miss_a_tensor_is_refused(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(toy_model_dir("toy-4l"), tmp_path / "toy")
+    weights = load_file(folder / "model.safetensors")
+    del weights["blocks.0.attn.W_Q"]
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(ModelNotFoundError, match="weights do not fit the model.s config"):
+        load_model(folder)

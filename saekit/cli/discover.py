@@ -22,6 +22,8 @@ def register(subparsers) -> None:
                         help="pairs whose codes are counted (default: all)")
     parser.add_argument("--n-pairs", type=int, default=250, metavar="N",
                         help="positive/negative pairs to generate (default 250)")
+    # Choices are spelled out so that parsing loads no torch; tests/test_discovery.py keeps them
+    # equal to the library's names.
     parser.add_argument("--score", choices=("node", "node_normalised", "edge"), default="node")
     parser.add_argument("--sae", default="relu", metavar="ARCH", help="SAE architecture (default relu)")
     parser.add_argument("--l1", type=float, default=None,

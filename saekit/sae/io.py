@@ -65,7 +65,14 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
             f"{folder} is not a saved SAE: {', '.join(missing)} missing. Pass the folder "
             f"save_sae wrote (it holds {CONFIG_FILE} and {WEIGHTS_FILE})."
         )
-    stored = json.loads((folder / CONFIG_FILE).read_text())
+    try:
+        stored = json.loads((folder / CONFIG_FILE).read_text())
+        d_in, dtype = int(stored["d_in"]), getattr(torch, stored["dtype"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise SAEError(
+            f"{folder / CONFIG_FILE} is not a readable SAE config ({type(err).__name__}: {err}); "
+            f"save the SAE again with save_sae."
+        ) from None
     saekit_config = stored.get("metadata", {}).get("saekit_config")
     if saekit_config is None:
         raise SAEError(
@@ -73,14 +80,14 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
             f"saekit. Load it with sae_lens.SAE.load_from_disk instead."
         )
     config = SAEConfig.from_dict(saekit_config)
-    sae = ARCHITECTURES[config.architecture](int(stored["d_in"]), config)
+    sae = ARCHITECTURES[config.architecture](d_in, config).to(dtype)
     tensors = load_file(folder / WEIGHTS_FILE)
     try:
         sae.import_tensors(tensors)
-    except RuntimeError as err:
+    except (RuntimeError, KeyError) as err:
         raise SAEError(
             f"The weights in {folder / WEIGHTS_FILE} do not fit a {config.architecture} SAE "
-            f"with d_in={stored['d_in']}, d_sae={config.d_sae} ({err}); the folder's files "
-            f"come from different SAEs. Save the SAE again with save_sae."
+            f"with d_in={d_in}, d_sae={config.d_sae} ({type(err).__name__}: {err}); the "
+            f"folder's files come from different SAEs. Save the SAE again with save_sae."
         ) from err
     return sae.to(device).eval().requires_grad_(False)

@@ -38,5 +38,5 @@ class TopAFASAE(SAE):
         return activations * keep
 
     def penalty(self, step: TrainingStep) -> Tensor:
-        gap = step.pre.relu().norm(dim=-1) - step.centered.norm(dim=-1)
+        gap = step.latents.norm(dim=-1) - step.centered.norm(dim=-1)
         return self.config.aux_coefficient * gap.pow(2).mean() / self.d_in

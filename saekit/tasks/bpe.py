@@ -1,4 +1,4 @@
-"""The paper's tasks for BPE tokenizers (GPT-2, attn-only-4l, Pythia, ...), method.md 2.
+"""The paper's tasks for BPE tokenizers (GPT-2, attn-only-4l, Pythia, ...); docs/method.md §1.
 
 Every generator takes ``(tokenizer, n_pairs, seed)``, draws from a local
 ``numpy.random.Generator`` (never the global state) and returns a task built by
@@ -117,12 +117,15 @@ def ioi(tokenizer, n_pairs: int = 250, seed: int = 0) -> ContrastiveTask:
     """
     rng = np.random.default_rng(seed)
     names = single_token_words(tokenizer, NAMES, 3, "names")
+    # Single tokens too, so that a template's prompts line up token by token (mean ablation).
+    places = single_token_words(tokenizer, PLACES, 1, "places")
+    objects = single_token_words(tokenizer, OBJECTS, 1, "objects")
 
     def draw() -> tuple:
         template_id = int(rng.integers(len(IOI_TEMPLATES)))
         template = IOI_TEMPLATES[template_id]
         io, s, third = (names[i] for i in rng.choice(len(names), 3, replace=False))
-        place, thing = PLACES[rng.integers(len(PLACES))], OBJECTS[rng.integers(len(OBJECTS))]
+        place, thing = places[rng.integers(len(places))], objects[rng.integers(len(objects))]
         positive = template.format(A=io, B=s, PLACE=place, OBJECT=thing)
         first_s = template.index("{B}")
         negative_template = template[:first_s] + "{C}" + template[first_s + 3 :]
@@ -166,10 +169,11 @@ def greater_than(tokenizer, n_pairs: int = 250, seed: int = 0) -> ContrastiveTas
     ]
     if not usable:
         raise TaskError("No year ' XXYY' tokenizes as [' XX', 'YY'] here; greater-than cannot be built.")
+    events = single_token_words(tokenizer, EVENTS, 1, "events")
 
     def draw() -> tuple:
         century, year = usable[rng.integers(len(usable))]
-        event = EVENTS[rng.integers(len(EVENTS))]
+        event = events[rng.integers(len(events))]
         prefix = f"The {event} lasted from the year {century}"
         positive = f"{prefix}{year:02d} to the year {century}"
         negative = f"{prefix}01 to the year {century}"
@@ -188,7 +192,7 @@ def docstring(tokenizer, n_pairs: int = 250, seed: int = 0) -> ContrastiveTask:
     parameters are replaced by unrelated names, so the docstring no longer points anywhere.
     """
     rng = np.random.default_rng(seed)
-    words = single_token_words(tokenizer, WORDS, 16, "argument names")
+    words = single_token_words(tokenizer, WORDS, 14, "argument names")
 
     def prompt(function: str, args: Sequence[str], documented: Sequence[str], text: Sequence[str]) -> str:
         return (
@@ -202,7 +206,7 @@ def docstring(tokenizer, n_pairs: int = 250, seed: int = 0) -> ContrastiveTask:
     def draw() -> tuple:
         picked = [words[i] for i in rng.choice(len(words), 14, replace=False)]
         args, fresh_args, fresh_documented = picked[:6], picked[6:12], picked[12:14]
-        text = [WORDS[i] for i in rng.integers(len(WORDS), size=7)]
+        text = [words[i] for i in rng.integers(len(words), size=7)]
         function = FUNCTION_NAMES[rng.integers(len(FUNCTION_NAMES))]
         positive = prompt(function, args, args[2:4], text)
         negative = prompt(function, fresh_args, fresh_documented, text)
@@ -221,6 +225,8 @@ def induction(
     part is fresh words, so nothing repeats. Metric: logit of ``w(m+1)`` − mean logit of the
     other first-part words.
     """
+    if isinstance(first_half, bool) or not isinstance(first_half, int) or first_half < 4:
+        raise TaskError(f"induction needs first_half of at least 4 words (a repeat of 2 to L-2), not {first_half!r}.")
     rng = np.random.default_rng(seed)
     words = single_token_words(tokenizer, WORDS, 2 * first_half, "words")
 

@@ -1,4 +1,4 @@
-"""Ground-truth circuit heads that discovered scores are measured against (method.md 3).
+"""Ground-truth circuit heads that discovered scores are measured against.
 
 The pretrained sets come from the circuit papers: IOI in GPT-2 small (Wang et al., 26 heads),
 greater-than in GPT-2 small (Hanna et al., 9 heads; its MLPs are not scored) and docstring in
@@ -10,8 +10,11 @@ numbers exactly. Shipped toy models carry their own sets in ``ground_truth.json`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 import torch
 from jaxtyping import Bool
 from torch import Tensor
@@ -20,10 +23,33 @@ from saekit.errors import HeadSetError, TaskError
 
 Head = tuple[int, int]
 
+_HEAD_STRING = re.compile(r"^\s*(\d+)\s*\.\s*(\d+)\s*$")
+#: The head-set formats saekit reads, for error messages.
+HEAD_FORMATS = (
+    "a list of (layer, head) pairs like [(9, 9), (10, 0)], a list of 'L.H' strings like "
+    "['9.9', '10.0'], or a boolean mask of shape [n_layers, n_heads]"
+)
+
+
+def parse_head(item: Any) -> Head:
+    """One head as a (layer, head) pair, from a pair of integers or an "L.H" string."""
+    if isinstance(item, str):
+        match = _HEAD_STRING.match(item)
+        if match is None:
+            raise HeadSetError(f"Cannot read head {item!r}: write a head as 'layer.head', e.g. '9.9'.")
+        return int(match[1]), int(match[2])
+    if (
+        isinstance(item, (tuple, list))
+        and len(item) == 2
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in item)
+    ):
+        return int(item[0]), int(item[1])
+    raise HeadSetError(f"Cannot read head {item!r}; give {HEAD_FORMATS}.")
+
 
 def _parse(heads: str) -> frozenset[Head]:
     """Parse the papers' layer.head notation: "9.9 10.0" → {(9, 9), (10, 0)}."""
-    return frozenset(tuple(int(part) for part in head.split(".")) for head in heads.split())
+    return frozenset(parse_head(head) for head in heads.split())
 
 
 _IOI = (
@@ -84,14 +110,14 @@ def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") 
     return PAPER_HEADS[key]
 
 
-def heads_to_mask(heads: Iterable[Head], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
-    """A boolean (layer, head) mask of a head set, checking that every head is in range."""
+def heads_to_mask(heads: Iterable[Head | str], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
+    """A boolean (layer, head) mask of a head set ((layer, head) pairs or "L.H" strings),
+    checking that every head is in range."""
+    if isinstance(heads, (str, bytes)) or not isinstance(heads, Iterable):
+        raise HeadSetError(f"Cannot read heads from {heads!r}; give {HEAD_FORMATS}.")
     mask = torch.zeros(n_layers, n_heads, dtype=torch.bool)
     for item in heads:
-        try:
-            layer, head = (int(value) for value in item)
-        except (TypeError, ValueError):
-            raise HeadSetError(f"Head {item!r} is not a (layer, head) pair of integers.") from None
+        layer, head = parse_head(item)
         if not (0 <= layer < n_layers and 0 <= head < n_heads):
             raise HeadSetError(
                 f"Head ({layer}, {head}) is outside a model of {n_layers} layers x {n_heads} "

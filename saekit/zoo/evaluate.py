@@ -8,8 +8,8 @@ training module of :mod:`saekit.zoo.model`.
   mass on the years above the start year is at least :data:`MASS_THRESHOLD`.
 - **Chance metric**: the metric of a model that spreads its prediction uniformly over the
   task's candidate tokens (answers and wrong answers): 0 for the logit differences, and the
-  mean of (#later years − #earlier years) / 100 for greater-than. A negative prompt carries none
-  of the task's information, so its metric should sit near this value.
+  mean of (#later years − #years at or before the start) / 100 for greater-than. A negative
+  prompt carries none of the task's information, so its metric should sit near this value.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from saekit.errors import ModelNotFoundError
 from saekit.tasks import TASK_NAMES, make_task
 
 #: A head is in a circuit when patching it alone moves the metric by this share of the gap.
@@ -72,18 +73,14 @@ def compute_ground_truth(model_name: str) -> dict[str, Any]:
 
 def write_ground_truth(model_name: str, out: str | Path | None = None) -> Path:
     """Compute and write ``ground_truth.json`` (default: into the model's shipped folder)."""
-    from saekit.zoo import toy_model_dir
+    from saekit.zoo import toy_model_dir, toy_model_names
 
+    if out is None and model_name not in toy_model_names():
+        raise ModelNotFoundError(
+            f"{model_name!r} is not a shipped toy model, so it has no folder to hold its "
+            f"ground_truth.json; name a file to write with --out (out=...)."
+        )
     path = Path(out) if out is not None else toy_model_dir(model_name) / "ground_truth.json"
     path.write_text(json.dumps(compute_ground_truth(model_name), indent=2) + "\n")
     return path
 
-
-def circuit_grid(heads: list[list[int]] | set[tuple[int, int]], n_layers: int, n_heads: int) -> str:
-    """A circuit as a text grid, one row per layer: ``#`` for a circuit head, ``.`` otherwise."""
-    members = {tuple(head) for head in heads}
-    lines = ["head     " + " ".join(str(h) for h in range(n_heads))]
-    for layer in range(n_layers):
-        cells = " ".join("#" if (layer, head) in members else "." for head in range(n_heads))
-        lines.append(f"layer {layer}  {cells}")
-    return "\n".join(lines)
