@@ -89,9 +89,10 @@ silent = float(torch.cat([positive_codes, negative_codes]).eq(NO_CODE).float().m
 print(f"codes range over [{int(positive_codes.min())}, {int(positive_codes.max())}]; {silent:.1%} of (example, head) are 'no code'")
 
 # %% [markdown]
-# A head that never writes anything distinctive (its vector sits at the SAE's bias) gets
-# "no code" on every example; the same head on every prompt is usually a single code. The grid
-# below counts distinct codes per head over all examples.
+# A head that writes much the same vector on every prompt keeps one code on every example. That
+# code need not be "no code": with the paper's ReLU SAE a vector at the bias `b` has latents
+# `ReLU(b_enc)`, which are all zero only if every entry of `b_enc` is ≤ 0. The grid below counts
+# distinct codes per head over all examples.
 
 # %%
 distinct = torch.tensor([torch.cat([positive_codes[:, h], negative_codes[:, h]]).unique().numel() for h in range(n_layers * n_heads)])

@@ -116,7 +116,8 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # argmax code stays the same, so no code is "positive only", while heads outside the circuit
 # (1.6, 2.5, 1.2) change direction and top the ranking. The code-overlap method finds heads whose codes
 # *change* between the two sides, not heads whose output grows or shrinks. Try
-# `TASK = "induction"` and compare the ranking with the ground-truth grid.
+# `TASK = "induction"` and compare the ranking with the ground-truth grid: the notebook stops
+# at the "above chance" check below, which is the point — the method fails on this task.
 
 # %%
 by_score = {"node": node}
@@ -193,7 +194,7 @@ if truth is not None:
     ax.set_xticks(range(len(by_score)), list(by_score))
     ax.set(ylabel="ROC AUC", title=f"{TASK}: AUC per seed (dots) and mean ± sd")
 stability = torch.stack([torch.corrcoef(torch.stack([node.scores[0].flatten(), s.flatten()]))[0, 1] for s in node.scores[1:]]) if N_SEEDS > 1 else torch.ones(1)
-print("correlation of seed 0's scores with the other seeds':", [round(float(v), 2) for v in stability])
+print(f"correlation of seed {SEED}'s scores with the other seeds':", [round(float(v), 2) for v in stability])
 
 # %% [markdown]
 # ## Summary

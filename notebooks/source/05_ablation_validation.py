@@ -184,6 +184,10 @@ explore_threshold(scores, lambda mask: evaluate_circuit(model, small, mask)[0].f
 # sequence*, for every threshold of a sweep. On a toy model all are fast; on GPT-2 small the
 # difference is seconds against minutes, and ACDC on edges instead of heads takes hours per sweep.
 #
+# On toy-4l the known circuit comes from per-head resample patching of `hook_z`, the very rule
+# of `activation_patching`, so that baseline agrees with the known circuit by construction (up
+# to the prompts it runs on): read its AUC as a check, not as a competitor's score.
+#
 # ACDC also keeps heads that single-head patching cannot see: heads whose input is the same on a
 # positive and its negative (previous-token heads, say) change nothing when patched, yet mean
 # ablation removes what they carry. That is why its circuits are larger than the known ones.
