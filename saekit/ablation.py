@@ -69,11 +69,14 @@ def model_shape(model: HookedModel) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def head_mask(heads: HeadsLike, n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
+def head_mask(
+    heads: HeadsLike, n_layers: int, n_heads: int, allow_empty: bool = False
+) -> Bool[Tensor, "n_layers n_heads"]:
     """Any head-set format as a boolean mask ``[n_layers, n_heads]`` (True = in the set).
 
     Reads (layer, head) pairs, "L.H" strings (also mixed), and boolean masks (torch or numpy).
-    Raises :class:`HeadSetError` for an empty set, a head outside the model, or anything else.
+    Raises :class:`HeadSetError` for a head outside the model, anything else, and an empty set
+    unless ``allow_empty`` (a circuit needs a head; a set of heads to outline in a plot does not).
     """
     if isinstance(heads, (Tensor, np.ndarray)):
         mask = torch.as_tensor(heads)
@@ -90,7 +93,7 @@ def head_mask(heads: HeadsLike, n_layers: int, n_heads: int) -> Bool[Tensor, "n_
         mask = mask.clone().cpu()
     else:
         mask = heads_to_mask(heads, n_layers, n_heads)
-    if not mask.any():
+    if not allow_empty and not mask.any():
         raise HeadSetError(
             "The head set is empty. A circuit needs at least one head; to measure the model with "
             "every head ablated use circuit_table(...).ablated_all."

@@ -41,8 +41,8 @@ def _grid(values: Any, what: str) -> np.ndarray:
 
 
 def _heads_grid(heads: HeadsLike, shape: tuple[int, int]) -> np.ndarray:
-    """A head set in any format saekit reads, as a boolean [n_layers, n_heads] array."""
-    return head_mask(heads, *shape).numpy()
+    """A head set in any format saekit reads (empty too), as a boolean [n_layers, n_heads] array."""
+    return head_mask(heads, *shape, allow_empty=True).numpy()
 
 
 def plot_head_grid(

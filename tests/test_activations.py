@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import pytest
@@ -84,7 +85,11 @@ def test_a_model_without_the_hook_is_refused(uneven_task):
 
 
 def test_mean_without_bos_needs_a_token_after_bos(tiny_gpt2, gpt2_tokenizer):
-    bos_only = task_from_strings(gpt2_tokenizer, "empty", [""], [""], [" a"], [" b"])
+    one_word = task_from_strings(gpt2_tokenizer, "one-word", [" a"], [" b"], [" c"], [" d"])
+    bos_only = dataclasses.replace(  # task_from_strings refuses BOS-only pairs: they are identical
+        one_word, positive_tokens=one_word.positive_tokens[:, :1],
+        negative_tokens=one_word.negative_tokens[:, :1], lengths=torch.ones(1, dtype=torch.long),
+    )
     with pytest.raises(ActivationError, match="BOS only"):
         head_activations(tiny_gpt2, bos_only, reduction="mean_no_bos")
 

@@ -133,6 +133,8 @@ def test_bad_custom_tasks_are_refused(gpt2_tokenizer):
         task_from_strings(gpt2_tokenizer, "t", ["Hello world"], ["Hi there big world"], [" a"], [" b"])
     with pytest.raises(TaskError, match="single tokens.*leading space"):
         task_from_strings(gpt2_tokenizer, "t", ["Hello"], ["Hi"], [" Maximiliana"], [" b"])
+    with pytest.raises(TaskError, match="pair 1: the negative is the same tokens as the positive"):
+        task_from_strings(gpt2_tokenizer, "t", ["Hello", "Hi"], ["Hey", "Hi"], [" a", " a"], [" b", " b"])
     with pytest.raises(TaskError, match="Unknown task 'iol'"):
         make_task("iol", gpt2_tokenizer)
 

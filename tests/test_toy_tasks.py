@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from saekit.tasks import MetricKind, NO_TOKEN, is_toy_tokenizer, make_task
+from saekit.errors import TaskError
+from saekit.tasks import MetricKind, NO_TOKEN, is_toy_tokenizer, make_task, task_from_strings
 from saekit.tasks.toy import GENERATORS, INDUCTION_POOL, VOCABULARY, YEARS, toy_pairs
 from saekit.zoo.tokenizer import save_toy_tokenizer
 
@@ -162,3 +163,12 @@ def test_negative_options_cover_what_a_negative_could_continue_with():
     assert all(len(set(p.negative_options)) == 3 for p in ioi)
     docstring = toy_pairs("docstring", 10, 0)
     assert all(set(p.negative_options) <= set(p.negative.split()) and not set(p.negative_options) & set(p.wrong + p.answers) for p in docstring)
+
+
+def test_words_outside_the_toy_vocabulary_are_refused_by_name(toy_tokenizer):
+    """A vocabulary tokenizer maps them all to <unk>, which would make different words alike."""
+    with pytest.raises(TaskError, match="does not know 'store,'"):
+        task_from_strings(toy_tokenizer, "t", ["Mary went to the store, John"], ["Mary went to the park John"],
+                          [" Mary"], [" John"])
+    with pytest.raises(TaskError, match="does not know 'Zelda'"):
+        task_from_strings(toy_tokenizer, "t", ["Mary and John"], ["Mary and Tom"], [" Zelda"], [" John"])

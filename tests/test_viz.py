@@ -37,6 +37,12 @@ def test_head_grid_outlines_exactly_the_highlighted_heads():
     assert [t.get_text() for t in ax.texts][:3] == ["0", "1", "2"]
 
 
+def test_head_grid_with_an_empty_highlight_outlines_nothing():
+    """An ACDC circuit at a high threshold can keep no head; drawing it must still work."""
+    ax = plot_head_grid(torch.zeros(2, 2), highlight=[])
+    assert not [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
 def test_head_grid_rejects_heads_outside_the_grid():
     with pytest.raises(HeadSetError, match="outside"):
         plot_head_grid(torch.zeros(2, 2), highlight=[(2, 0)])

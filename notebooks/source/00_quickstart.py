@@ -134,7 +134,7 @@ checks.top_k_heads(top_k_heads)
 # puts the numbers on one scale: 0 = everything ablated, 1 = the full model.
 
 # %%
-size = CIRCUIT_SIZE or (len(truth) if truth is not None else max(1, scores.numel() // 4))
+size = CIRCUIT_SIZE if CIRCUIT_SIZE is not None else (len(truth) if truth is not None else max(1, scores.numel() // 4))
 circuit = top_k_heads(scores, size)
 table = circuit_table(model, task, scores, ground_truth=truth, top_k=size, n_random=N_RANDOM, seed=SEED)
 rows = [("full model", table.full, 1.0), ("everything ablated", table.ablated_all, 0.0)]

@@ -91,6 +91,7 @@ checks.sae_loss(sae_loss)
 # `saekit.discovery.discover` does for each seed; here we do it by hand once.)
 
 # %%
+assert N_TRAIN_EXAMPLES <= 2 * N_PAIRS, f"N_TRAIN_EXAMPLES={N_TRAIN_EXAMPLES} but N_PAIRS={N_PAIRS} gives {2 * N_PAIRS} examples"
 generator = torch.Generator().manual_seed(SEED)
 all_vectors = torch.cat([activations.positive, activations.negative])  # [2 * n_pairs, n_heads_total, d]
 chosen = torch.randperm(len(all_vectors), generator=generator)[:N_TRAIN_EXAMPLES]
@@ -99,7 +100,7 @@ print("training samples:", tuple(samples.shape), f"({N_TRAIN_EXAMPLES} examples 
 
 config = discovery_config.sae  # SAEConfig(d_sae=D_SAE, l1_coefficient=..., steps=STEPS, ...)
 sae = train_sae(samples, replace(config, seed=SEED))
-print(config)
+print(sae.config)  # the configuration it was trained with
 assert sae.encode(samples).shape == (len(samples), D_SAE)
 
 # %% [markdown]

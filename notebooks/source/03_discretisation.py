@@ -44,11 +44,12 @@ activations = head_activations(model, task, progress=False)
 n_layers, n_heads = activations.n_layers, activations.n_heads
 
 # the SAE of notebook 02: the head vectors of a few random examples, the paper's settings
+assert N_TRAIN_EXAMPLES <= 2 * N_PAIRS, f"N_TRAIN_EXAMPLES={N_TRAIN_EXAMPLES} but N_PAIRS={N_PAIRS} gives {2 * N_PAIRS} examples"
 all_vectors = torch.cat([activations.positive, activations.negative])
 chosen = torch.randperm(len(all_vectors), generator=torch.Generator().manual_seed(SEED))[:N_TRAIN_EXAMPLES]
 sae = train_sae(all_vectors[chosen].flatten(0, 1), replace(paper_config(TASK, architecture=SAE, d_sae=D_SAE).sae, seed=SEED))
 positive_latents = sae.encode(activations.positive)  # [n_pairs, n_heads_total, d_sae]
-print("latents:", tuple(positive_latents.shape), f"— on average {float((positive_latents > 0).sum(-1).float().mean()):.1f} active")
+print("latents:", tuple(positive_latents.shape), f"— on average {float((positive_latents != 0).sum(-1).float().mean()):.1f} active")
 
 # %% [markdown]
 # ## 1. Argmax codes and the "no code" sentinel

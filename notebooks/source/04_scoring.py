@@ -90,7 +90,7 @@ from dataclasses import replace
 from saekit.sae import train_sae
 
 all_vectors = torch.cat([activations.positive, activations.negative])
-chosen = torch.randperm(len(all_vectors), generator=torch.Generator().manual_seed(SEED))[:10]
+chosen = torch.randperm(len(all_vectors), generator=torch.Generator().manual_seed(SEED))[: paper_config(TASK).sae_examples]
 sae = train_sae(all_vectors[chosen].flatten(0, 1), replace(paper_config(TASK, architecture=SAE).sae, seed=SEED))
 positive_codes, negative_codes = head_codes(sae, activations.positive), head_codes(sae, activations.negative)
 assert torch.equal(node_scores_by_hand(positive_codes, negative_codes).float(), node_scores(positive_codes, negative_codes))
@@ -117,7 +117,9 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # (1.6, 2.5, 1.2) change direction and top the ranking. The code-overlap method finds heads whose codes
 # *change* between the two sides, not heads whose output grows or shrinks. Try
 # `TASK = "induction"` and compare the ranking with the ground-truth grid: the notebook stops
-# at the "above chance" check below, which is the point — the method fails on this task.
+# at the "above chance" check below, which is the point — the method fails on this task. On
+# docstring (0.50 over 10 seeds) the check holds at the default seed by a hair and fails at
+# some others.
 
 # %%
 by_score = {"node": node}
@@ -127,7 +129,8 @@ for score in ("node_normalised", "edge"):
 if truth is not None:
     plot_roc({name: result.scores[0] for name, result in by_score.items()}, truth, title=f"{TASK} on {MODEL}, seed {SEED}")
     for name, result in by_score.items():
-        print(f"{name:>16}: AUC {result.auc_mean:.3f} ± {result.auc_std:.3f} over {N_SEEDS} seeds")
+        spread = f"± {result.auc_std:.3f} over {N_SEEDS} seeds" if N_SEEDS > 1 else "(one seed: no spread)"
+        print(f"{name:>16}: AUC {result.auc_mean:.3f} {spread}")
     assert node.auc_mean > 0.5, "node scores should rank circuit heads above chance"
 
 # %% [markdown]
@@ -162,7 +165,7 @@ checks.precision_recall_at_k(precision_recall_at_k)
 
 # %%
 if truth is not None:
-    k = K or len(truth)
+    k = K if K is not None else len(truth)
     flat_truth = heads_to_mask(truth, n_layers, n_heads).flatten()
     mean_scores = node.mean_scores
     precision, recall = precision_recall_at_k(mean_scores.flatten(), flat_truth, k)
@@ -193,8 +196,11 @@ if truth is not None:
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(by_score)), list(by_score))
     ax.set(ylabel="ROC AUC", title=f"{TASK}: AUC per seed (dots) and mean ± sd")
-stability = torch.stack([torch.corrcoef(torch.stack([node.scores[0].flatten(), s.flatten()]))[0, 1] for s in node.scores[1:]]) if N_SEEDS > 1 else torch.ones(1)
-print(f"correlation of seed {SEED}'s scores with the other seeds':", [round(float(v), 2) for v in stability])
+if N_SEEDS > 1:
+    stability = torch.stack([torch.corrcoef(torch.stack([node.scores[0].flatten(), s.flatten()]))[0, 1] for s in node.scores[1:]])
+    print(f"correlation of seed {SEED}'s scores with the other seeds':", [round(float(v), 2) for v in stability])
+else:
+    print("with N_SEEDS = 1 there is no other seed to compare with")
 
 # %% [markdown]
 # ## Summary

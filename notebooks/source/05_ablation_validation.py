@@ -56,7 +56,7 @@ started = time.perf_counter()
 found = discover(model, task, paper_config(TASK, architecture=SAE), seeds=[SEED], ground_truth=truth, progress=False)
 sae_seconds = time.perf_counter() - started
 scores = found.mean_scores
-size = CIRCUIT_SIZE or (len(truth) if truth is not None else max(1, scores.numel() // 4))
+size = CIRCUIT_SIZE if CIRCUIT_SIZE is not None else (len(truth) if truth is not None else max(1, scores.numel() // 4))
 circuit = top_k_mask(scores, size)
 print(f"SAE circuit ({size} heads, found in {sae_seconds:.1f} s):", sorted(found.ranked_heads[:size]))
 
@@ -126,7 +126,11 @@ for kind in ("mean", "resample", "zero"):
 #
 # The paper's check on IOI (GPT-2 small, logit difference): full model 3.55, everything
 # corrupted −3.55, the 26-head known circuit 4.11, the SAE circuit (40 heads) 3.62, a random
-# 40-head set −2.23. The same table for this model and task:
+# 40-head set −2.23. The same table for this model and task. The cell asserts that the known
+# circuit beats random heads clearly (by more than two sd of the random draws). On toy-4l that
+# fails for induction: its known circuit (three heads that matter one at a time under patching)
+# keeps no more of the metric than random heads, because mean ablation also removes the
+# previous-token heads it needs (section 5 finds them with ACDC).
 
 # %%
 table = circuit_table(model, task, scores, ground_truth=truth, top_k=size, n_random=N_RANDOM, seed=SEED)
@@ -140,7 +144,8 @@ for name, metric in rows:
     print(f"  {name:<42} {metric:8.3f}")
 print(f"  random sd {table.random_circuit.metric_std:.3f}")
 if table.ground_truth_circuit is not None:
-    assert table.ground_truth_circuit.faithfulness > table.random_circuit.faithfulness_mean, "the known circuit should beat random heads"
+    clearly_above_random = table.random_circuit.faithfulness_mean + 2 * table.random_circuit.faithfulness_std
+    assert table.ground_truth_circuit.faithfulness > clearly_above_random, "the known circuit should beat random heads (mean + 2 sd)"
 verdict = "beats" if table.found_circuit.faithfulness > table.random_circuit.faithfulness_mean else "does NOT beat"
 print(f"The SAE circuit {verdict} random circuits of its size.")
 
@@ -151,8 +156,9 @@ print(f"The SAE circuit {verdict} random circuits of its size.")
 # A good ranking climbs towards 1 quickly; random orders climb only when most heads are back.
 
 # %%
+assert CURVE_POINTS >= 2, f"CURVE_POINTS={CURVE_POINTS}: a curve needs at least its two ends (0 and all heads)"
 total = n_layers * n_heads
-ks = sorted({round(i * total / (CURVE_POINTS - 1)) for i in range(CURVE_POINTS)})
+ks = torch.linspace(0, total, CURVE_POINTS).round().int().unique().tolist()
 curves = faithfulness_curves(model, task, scores, n_random=N_RANDOM, seed=SEED, ks=ks)
 score_curve = curves.normalised(curves.score_metric)
 random_curves = torch.tensor([curves.normalised(metric) for metric in curves.random_metric])
@@ -197,7 +203,7 @@ print(f"{'method':>22} {'seconds':>8} {'ROC AUC':>8}")
 print(f"{'SAE codes':>22} {sae_seconds:8.2f} {roc_auc(scores, truth) if truth is not None else float('nan'):8.3f}")
 baseline_scores = {}
 for name, method in BASELINES.items():
-    baseline = method(model, task)
+    baseline = method(model, task, threshold=ACDC_THRESHOLD) if name == "acdc" else method(model, task)
     baseline_scores[name] = baseline.scores
     auc = roc_auc(baseline.scores, truth) if truth is not None else float("nan")
     print(f"{name:>22} {baseline.seconds:8.2f} {auc:8.3f}")

@@ -18,7 +18,8 @@
 
 # %% tags=["parameters"]
 MODEL = "toy-4l"  # any model saekit.load_model reads: a toy name, a TransformerLens name, a folder
-TASK = "ioi"  # the built-in task whose known circuit the new task is compared with
+TASK = "ioi"  # the built-in task whose known circuit the new task is compared with (the prompts
+# below are IOI-shaped whatever TASK says: another TASK only compares them with another circuit)
 SEED = 0
 N_PAIRS = 100
 # The new task's prompt: {IO} and {S} are names, the answer is IO. Every word must be one token.
@@ -107,7 +108,10 @@ def shuffled(positive):
     """The words after the first in random order (the first stays: with a BPE tokenizer a word at
     the start of a prompt tokenizes differently from the same word mid-sentence)."""
     first, *rest = positive.split(" ")
-    return " ".join([first, *(rest[i] for i in rng.permutation(len(rest)))])
+    return " ".join([first, *(rest[i] for i in shuffle_rng.permutation(len(rest)))])
+
+
+shuffle_rng = np.random.default_rng([SEED, 1])  # its own generator: rerunning this cell alone gives the same negatives
 
 
 negatives = {

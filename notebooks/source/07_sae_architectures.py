@@ -45,7 +45,7 @@ from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_heads
 
 torch.set_num_threads(1)  # the SAE's small matrices gain nothing from more threads
-architectures = sorted(REGISTRY) if ARCHITECTURES is None else list(ARCHITECTURES)
+architectures = sorted(REGISTRY) if ARCHITECTURES is None else [ARCHITECTURES] if isinstance(ARCHITECTURES, str) else list(ARCHITECTURES)
 model = saekit.load_model(MODEL)
 task = make_task(TASK, model, n_pairs=N_PAIRS, seed=SEED)
 activations = head_activations(model, task, progress=False)  # taken once: every SAE sees the same vectors
@@ -88,7 +88,7 @@ checks.topk_activation(topk_activation)
 
 # %%
 all_vectors = torch.cat([activations.positive, activations.negative])  # [2 * n_pairs, n_heads_total, d]
-chosen = torch.randperm(len(all_vectors), generator=torch.Generator().manual_seed(SEED))[:10]
+chosen = torch.randperm(len(all_vectors), generator=torch.Generator().manual_seed(SEED))[: paper_config(TASK).sae_examples]
 samples = all_vectors[chosen].flatten(0, 1)
 topk_sae = train_sae(samples, replace(paper_config(TASK).sae, architecture="topk", seed=SEED))
 centered, pre = topk_sae.pre_activations(samples)

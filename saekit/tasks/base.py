@@ -183,8 +183,20 @@ def task_from_strings(
     if bos is None:
         raise TaskError("The tokenizer has neither a BOS nor an EOS token to start prompts with.")
 
+    # A vocabulary tokenizer maps words it lacks to its unknown token; GPT-2's BPE never does,
+    # and names <|endoftext|> (its BOS) as unk_token, so that id is not a sign of a lost word.
+    unknown = tokenizer.unk_token_id if tokenizer.unk_token_id not in (bos, tokenizer.eos_token_id) else None
+
     def encode(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False)
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if unknown is not None and unknown in ids:
+            lost = [word for word in text.split() if unknown in tokenizer.encode(word, add_special_tokens=False)]
+            raise TaskError(
+                f"Task {name!r}: the tokenizer does not know {', '.join(map(repr, lost)) or repr(text)} "
+                f"(it becomes {tokenizer.unk_token!r}), so different words would look the same to "
+                f"the model. Use words from its vocabulary (mind punctuation glued to a word)."
+            )
+        return ids
 
     def single_token(word: str, role: str) -> int:
         ids = encode(word)
@@ -204,6 +216,12 @@ def task_from_strings(
                 f"Task {name!r}, pair {i}: the positive is {len(p)} tokens and the negative "
                 f"{len(q)}; a pair must have equal token lengths so positions line up. "
                 f"Positive: {pos!r}; negative: {neg!r}."
+            )
+        if p == q:
+            raise TaskError(
+                f"Task {name!r}, pair {i}: the negative is the same tokens as the positive, so the "
+                f"pair contrasts nothing. A negative must change what the task depends on. "
+                f"Prompt: {pos!r}."
             )
         pos_ids.append(p)
         neg_ids.append(q)
