@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -201,3 +202,91 @@ def test_cli_choices_are_the_librarys_names():
     assert _cli_choices("discover", "--activation") == ACTIVATIONS
     assert _cli_choices("discover", "--reduction") == REDUCTIONS
     assert _cli_choices("validate", "--ablation") == tuple(kind.value for kind in AblationKind)
+
+
+def asymmetric_circuit(n_pairs=30, n_layers=2, n_heads=4, width=16, circuit=((0, 1), (1, 3))):
+    """Circuit heads point one of three ways on positives but the same way on every negative.
+
+    Their codes vary on positives and are constant on negatives, so |P_h \\ N_h| > |N_h \\ P_h|:
+    scoring the sides the wrong way round gives different scores.
+    """
+    generator = torch.Generator().manual_seed(1)
+    n_total = n_layers * n_heads
+    directions = torch.nn.functional.normalize(torch.randn(n_total + 4, width, generator=generator), dim=-1)
+    positive = directions[:n_total].expand(n_pairs, -1, -1).clone()
+    negative = positive.clone()
+    for layer, head in circuit:
+        flat = layer * n_heads + head
+        positive[:, flat] = directions[n_total + torch.arange(n_pairs) % 3]
+        negative[:, flat] = directions[n_total + 3]
+    return HeadActivations(positive, negative, "result", "mean", n_layers, n_heads), set(circuit)
+
+
+def test_scores_are_positive_codes_against_negative_codes(monkeypatch):
+    """Each seed's scores equal node_scores(codes of positives, codes of negatives) of its SAE."""
+    from saekit.codes import head_codes
+    from saekit.scoring import node_scores
+
+    activations, _ = asymmetric_circuit()
+    saes = []
+    original = discovery.train_sae
+    monkeypatch.setattr(discovery, "train_sae", lambda *a, **k: saes.append(original(*a, **k)) or saes[-1])
+    config = DiscoveryConfig(sae=SAEConfig(d_sae=16, l1_coefficient=1e-3, steps=100), sae_examples=20)
+    result = discover(None, _TaskStub(30), config, seeds=[0, 1], activations=activations)
+    for sae, scores in zip(saes, result.scores):
+        positive, negative = head_codes(sae, activations.positive), head_codes(sae, activations.negative)
+        expected = node_scores(positive, negative).reshape(2, 4)
+        assert torch.equal(scores, expected)
+        assert not torch.equal(expected, node_scores(negative, positive).reshape(2, 4))  # sides matter
+
+
+def test_discover_trains_on_sae_examples_and_counts_count_examples(monkeypatch):
+    """The SAE sees sae_examples examples x every head, seeded by the run's seed; 2 x
+    count_examples examples (the counted pairs' positives, then their negatives) are encoded."""
+    activations, _ = planted_circuit(n_pairs=20)
+    trained, encoded = [], []
+    train, encode = discovery.train_sae, discovery.head_codes
+
+    def recording_train(samples, config):
+        trained.append((samples, config))
+        return train(samples, config)
+
+    def recording_encode(sae, vectors, *args, **kwargs):
+        encoded.append(vectors)
+        return encode(sae, vectors, *args, **kwargs)
+
+    monkeypatch.setattr(discovery, "train_sae", recording_train)
+    monkeypatch.setattr(discovery, "head_codes", recording_encode)
+    config = DiscoveryConfig(sae=FAST_SAE, sae_examples=7, count_examples=5)
+    discover(None, _TaskStub(20), config, seeds=[3, 8], activations=activations)
+    assert [config.seed for _, config in trained] == [3, 8]
+    assert all(config == replace(FAST_SAE, seed=seed) for (_, config), seed in zip(trained, [3, 8]))
+    assert all(samples.shape == (7 * 8, 16) for samples, _ in trained)
+    assert [vectors.shape for vectors in encoded] == [(10, 8, 16)] * 2
+    examples = torch.cat([activations.positive, activations.negative])
+    for samples, _ in trained:  # whole examples (all heads of one prompt), each one of the task's
+        rows = samples.reshape(7, 8, 16)
+        assert all(any(torch.equal(row, example) for example in examples) for row in rows)
+    for vectors in encoded:  # pair i's negative follows the counted positives in the same order
+        for positive, negative in zip(vectors[:5], vectors[5:]):
+            pair = next(i for i in range(20) if torch.equal(activations.positive[i], positive))
+            assert torch.equal(activations.negative[pair], negative)
+
+
+def test_result_summaries_are_over_seeds():
+    """auc_std is the ddof-1 sd of the per-seed AUCs; ranked_heads orders by the mean score."""
+    from saekit.discovery import DiscoveryResult
+
+    scores = torch.tensor([
+        [[5.0, 0.0], [1.0, 0.0]],
+        [[0.0, 4.0], [1.0, 0.0]],
+        [[0.0, 4.0], [1.0, 3.0]],
+    ])  # means: [[5/3, 8/3], [1, 1]]; no single seed ranks like the mean
+    result = DiscoveryResult(
+        task_name="hand", config=DiscoveryConfig(), seeds=(0, 1, 2), scores=scores,
+        auc_per_seed=(0.5, 0.7, 0.9), ground_truth=frozenset({(0, 1)}), seconds={}, sae_metrics=(),
+    )
+    assert result.auc_mean == pytest.approx(0.7)
+    assert result.auc_std == pytest.approx(0.2)  # ddof 0 would give 0.163
+    assert result.ranked_heads == [(0, 1), (0, 0), (1, 0), (1, 1)]
+    torch.testing.assert_close(result.mean_scores, scores.mean(0))

@@ -219,3 +219,25 @@ def test_sample_sd_is_the_ddof_1_sd_and_0_for_one_value():
     assert sample_sd([4.0]) == 0.0
     np.testing.assert_allclose(sample_sd(np.array([[1.0, 5.0], [3.0, 5.0]]), axis=0), [np.sqrt(2), 0.0])
     np.testing.assert_array_equal(sample_sd(np.array([[1.0, 5.0]]), axis=0), [0.0, 0.0])
+
+
+def _truth_mask():
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    for layer, head in TRUTH:
+        mask[layer, head] = True
+    return mask
+
+
+def test_roc_auc_of_a_mask_equals_that_of_the_head_set():
+    """A boolean-mask ground truth labels its True heads as the circuit, like the set does."""
+    assert roc_auc(SCORES, _truth_mask()) == pytest.approx(roc_auc(SCORES, TRUTH))
+    assert roc_auc(SCORES, _truth_mask()) == pytest.approx(6 / 9)
+    assert average_precision(SCORES, _truth_mask()) == pytest.approx(average_precision(SCORES, TRUTH))
+
+
+def test_metrics_at_threshold_of_a_mask_equal_those_of_the_head_set():
+    """Same metrics from a mask; n_selected counts every selected head, right or wrong."""
+    from_mask = metrics_at_threshold(SCORES, _truth_mask(), 0.3)
+    assert from_mask == pytest.approx(metrics_at_threshold(SCORES, TRUTH, 0.3))
+    assert from_mask["n_selected"] == 4.0  # 0.9 0.5 0.8 0.3: two in the truth, two not
+    assert from_mask["precision"] == 0.5
