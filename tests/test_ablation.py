@@ -426,3 +426,44 @@ def test_toy_model_circuit_from_patching_beats_random_heads(one_thread):
     assert table.full > table.ablated_all
     assert table.found_circuit.faithfulness > table.random_circuit.faithfulness_mean + 0.3
     assert table.ground_truth_circuit.faithfulness > table.random_circuit.faithfulness_mean + 0.3
+
+
+def test_circuit_table_rows_are_their_own_circuits(tiny_gpt2, tiny_task):
+    """The ground-truth row and each random row hold evaluate_circuit of that very circuit."""
+    scores = torch.arange(8.0).view(2, 4)
+    truth = ["0.0", "0.1", "1.0"]
+    table = circuit_table(tiny_gpt2, tiny_task, scores, ground_truth=truth, top_k=2, n_random=3, seed=5)
+    gt, _ = evaluate_circuit(tiny_gpt2, tiny_task, truth)
+    assert table.ground_truth_circuit.metric == pytest.approx(gt.metric, abs=1e-5)
+    assert table.ground_truth_circuit.kl == pytest.approx(gt.kl, abs=1e-6)
+    assert table.ground_truth_circuit.metric != pytest.approx(table.found_circuit.metric, abs=1e-3)
+    draws = random_head_masks(2, 4, 2, [5, 6, 7])
+    expected = [evaluate_circuit(tiny_gpt2, tiny_task, draw)[0] for draw in draws]
+    assert table.random_circuit.metrics == pytest.approx([r.metric for r in expected], abs=1e-5)
+    assert table.random_circuit.faithfulnesses == pytest.approx([r.faithfulness for r in expected], abs=1e-4)
+    assert len({round(r.metric, 4) for r in expected}) == 3  # an off-by-one row would show
+
+
+def test_random_head_masks_differ_between_seeds():
+    draws = random_head_masks(4, 4, 3, range(6))
+    assert len({tuple(draw.flatten().tolist()) for draw in draws}) > 1
+    assert not torch.equal(random_head_masks(4, 4, 3, [0])[0], random_head_masks(4, 4, 3, [1])[0])
+
+
+def test_kl_is_full_model_against_circuit_over_the_vocabulary(tiny_gpt2, tiny_task):
+    """runs.kl = Σ_v p_full(v) (log p_full(v) − log p_circuit(v)) at each answer position."""
+    keep = torch.zeros(1, 2, 4, dtype=torch.bool)
+    keep[0, 1, 0] = True  # one head kept, the other seven zeroed
+    runs = ablation_runs(tiny_gpt2, tiny_task, keep, AblationKind.ZERO)
+
+    def zero_heads(z, hook):
+        kept = keep[0, int(hook.name.split(".")[1])]
+        return torch.where(kept[None, None, :, None], z, 0.0)
+
+    with torch.no_grad():
+        full = tiny_task.answer_logits(tiny_gpt2(tiny_task.positive_tokens)).log_softmax(-1)
+        with tiny_gpt2.hooks(fwd_hooks=[(hook_z_name(layer), zero_heads) for layer in range(2)]):
+            ablated = tiny_task.answer_logits(tiny_gpt2(tiny_task.positive_tokens)).log_softmax(-1)
+    expected = (full.exp() * (full - ablated)).sum(-1)
+    assert expected.min() > 1e-4
+    torch.testing.assert_close(runs.kl[0], expected, atol=1e-7, rtol=1e-3)

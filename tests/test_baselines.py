@@ -92,3 +92,17 @@ def test_bad_batch_size_raises(tiny_gpt2, tiny_task):
     with pytest.raises(TaskError, match="batch_size"):
         hisp_scores(tiny_gpt2, tiny_task, batch_size=0)
 
+
+
+def test_acdc_scores_use_the_threshold_given(tiny_gpt2, tiny_task):
+    """acdc_scores' signed effects are prune_heads' effects at the threshold passed, not 0.02."""
+    from saekit.ablation import prune_heads
+    from saekit.baselines import acdc_scores
+
+    threshold = 0.35  # prunes some of this task's heads, unlike 0.02 (every |effect| > 0.1)
+    result = acdc_scores(tiny_gpt2, tiny_task, batch_size=4, threshold=threshold)
+    expected = prune_heads(tiny_gpt2, tiny_task, threshold, batch_size=4).effects
+    torch.testing.assert_close(result.signed, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(result.scores, expected.abs(), atol=1e-5, rtol=1e-4)
+    default = prune_heads(tiny_gpt2, tiny_task, batch_size=4).effects
+    assert not torch.allclose(default, expected, atol=1e-3)  # the threshold changes the effects
