@@ -25,7 +25,7 @@ from torch import Tensor
 
 from saekit._config import reject_unknown_fields
 from saekit.activations import ACTIVATIONS, REDUCTIONS, HeadActivations, head_activations
-from saekit.codes import head_codes
+from saekit.codes import CODE_KINDS, head_codes, level_edges
 from saekit.errors import ActivationError, SaekitError, TaskError
 from saekit.sae import SAEConfig, reconstruction_metrics, train_sae
 from saekit.scoring import edge_scores, node_scores, ranked_heads, roc_auc, sample_sd
@@ -46,7 +46,10 @@ class DiscoveryConfig:
     coefficient of docstring (0.05), which :func:`paper_config` sets per task.
 
     ``count_examples`` is a number of *pairs* (each gives one positive and one negative
-    example); None counts all of them (2N examples).
+    example); None counts all of them (2N examples). ``code_kind`` is how a head's latents
+    become one code (:data:`saekit.codes.CODE_KINDS`): "argmax", the paper's, or
+    "argmax_level", which adds the winning latent's activation level in ``code_levels`` bins
+    fitted on the SAE's training samples (docs/method.md §4).
     """
 
     sae: SAEConfig = field(default_factory=SAEConfig)
@@ -56,6 +59,8 @@ class DiscoveryConfig:
     count_examples: int | None = None
     score: str = "node"
     batch_size: int = 64
+    code_kind: str = "argmax"
+    code_levels: int = 4
 
     def __post_init__(self) -> None:
         if not isinstance(self.sae, SAEConfig):
@@ -66,6 +71,13 @@ class DiscoveryConfig:
             raise ActivationError(f"Unknown reduction {self.reduction!r}; use one of {REDUCTIONS}.")
         if self.score not in SCORES:
             raise SaekitError(f"Unknown score {self.score!r}; use one of {SCORES}.")
+        if self.code_kind not in CODE_KINDS:
+            raise SaekitError(f"Unknown code_kind {self.code_kind!r}; use one of {CODE_KINDS}.")
+        if isinstance(self.code_levels, bool) or not isinstance(self.code_levels, int) or self.code_levels < 2:
+            raise SaekitError(
+                f"DiscoveryConfig.code_levels must be an integer of at least 2 (levels per "
+                f"argmax code for code_kind='argmax_level'), got {self.code_levels!r}."
+            )
         for name in ("sae_examples", "batch_size") + (("count_examples",) if self.count_examples is not None else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -241,7 +253,11 @@ def discover(
 
         tick = time.perf_counter()
         counted = torch.randperm(n_pairs, generator=generator)[:count_pairs].to(examples.device)
-        codes = head_codes(sae, examples[torch.cat([counted, counted + n_pairs])])
+        edges = None
+        if config.code_kind == "argmax_level":
+            with torch.no_grad():
+                edges = level_edges(sae.encode(samples), config.code_levels, signed=sae.signed)
+        codes = head_codes(sae, examples[torch.cat([counted, counted + n_pairs])], level_edges=edges)
         scores = _score(config, codes[:count_pairs], codes[count_pairs:]).reshape(shape).cpu()
         all_scores.append(scores)
         if ground_truth is not None:

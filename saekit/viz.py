@@ -24,6 +24,8 @@ from saekit.scoring import sample_sd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from saekit.diagnose import PremiseDiagnosis
+
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     import matplotlib.pyplot as plt
@@ -276,4 +278,50 @@ def plot_faithfulness_curves(
     ax.set_ylabel("faithfulness" if normalised else curves.metric_name)
     ax.set_title(title or f"{curves.ablation} ablation: full model (--), everything ablated (:)")
     ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def plot_premise(diagnosis: PremiseDiagnosis, title: str = "", ax: Axes | None = None) -> Axes:
+    """The premise diagnostic in one figure: each head's d′ against its probe accuracy.
+
+    Circuit heads are red and the rest grey (all blue without a ground truth); heads whose change
+    is size-only (invisible to argmax codes) are ringed and labelled. Where the premise holds the
+    red points sit to the right of and above the grey ones; where they mix, codes cannot
+    separate the circuit. The dashed line is the probe accuracy above which a head counts as
+    carrying class information.
+    """
+    from matplotlib.lines import Line2D
+
+    from saekit.diagnose import INFORMATIVE_PROBE_ACCURACY
+
+    n_layers, n_heads = diagnosis.d_prime.shape
+    values = diagnosis.d_prime.flatten().numpy()
+    finite = values[np.isfinite(values)]
+    separation = np.where(np.isfinite(values), values, finite.max() if finite.size else 1.0)  # inf drawn at the right edge
+    accuracy = diagnosis.probe_accuracy.flatten().numpy()
+    size_only = diagnosis.size_only.flatten().numpy()
+    ax = _axes(ax, (5.5, 4.2))
+    handles = []
+    if diagnosis.ground_truth is None:
+        ax.scatter(separation, accuracy, color="#3182bd", s=25)
+        handles.append(Line2D([], [], marker="o", linestyle="", color="#3182bd", label="head"))
+    else:
+        in_circuit = _heads_grid(diagnosis.ground_truth, (n_layers, n_heads)).ravel()
+        for members, color, label in ((~in_circuit, "grey", "other heads"), (in_circuit, "red", "circuit heads")):
+            ax.scatter(separation[members], accuracy[members], color=color, s=25, zorder=2)
+            handles.append(Line2D([], [], marker="o", linestyle="", color=color, label=label))
+    if size_only.any():
+        ax.scatter(separation[size_only], accuracy[size_only], facecolor="none", edgecolor="black", s=110, zorder=3)
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black",
+                              markersize=10, label="size-only change"))
+        for flat in np.nonzero(size_only)[0]:
+            ax.annotate(f"{flat // n_heads}.{flat % n_heads}", (separation[flat], accuracy[flat]),
+                        textcoords="offset points", xytext=(6, -10), fontsize=8)
+    ax.axhline(INFORMATIVE_PROBE_ACCURACY, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("d′ = ‖μ₊ − μ₋‖ / pooled within-class spread")
+    ax.set_ylabel("probe accuracy (cross-validated)")
+    aucs = "" if diagnosis.auc_d_prime is None else (
+        f"ROC AUC d′ {diagnosis.auc_d_prime:.2f}, probe {diagnosis.auc_probe:.2f}")
+    ax.set_title("\n".join(part for part in (title, aucs) if part), fontsize=10)
+    ax.legend(handles=handles, loc="lower right", fontsize=8)
     return ax

@@ -10,6 +10,7 @@ import torch
 
 import saekit.discovery as discovery
 from saekit.activations import HeadActivations
+from saekit.codes import CODE_KINDS
 from saekit.cli import main
 from saekit.discovery import DiscoveryConfig, discover, paper_config
 from saekit.errors import ActivationError, HeadSetError, SAEError, SaekitError, TaskError
@@ -27,6 +28,10 @@ def test_config_round_trips_through_json():
     )
     assert DiscoveryConfig.from_json(config.to_json()) == config
     assert DiscoveryConfig.from_json(DiscoveryConfig().to_json()) == DiscoveryConfig()
+    levelled = DiscoveryConfig(code_kind="argmax_level", code_levels=3)
+    assert DiscoveryConfig.from_json(levelled.to_json()) == levelled
+    assert json.loads(levelled.to_json())["code_kind"] == "argmax_level"
+    assert DiscoveryConfig().code_kind == "argmax"  # the paper's codes stay the default
 
 
 def test_paper_config_uses_the_papers_l1_per_task():
@@ -44,6 +49,11 @@ def test_bad_configs_are_refused():
         DiscoveryConfig(sae_examples=0)
     with pytest.raises(SAEError, match="Unknown SAE architecture"):
         paper_config("ioi", architecture="nope")
+    with pytest.raises(SaekitError, match="Unknown code_kind 'level'"):
+        DiscoveryConfig(code_kind="level")
+    for levels in (1, True, 2.5):
+        with pytest.raises(SaekitError, match="code_levels must be an integer of at least 2"):
+            DiscoveryConfig(code_levels=levels)
     with pytest.raises(SaekitError, match="Unknown DiscoveryConfig field"):
         DiscoveryConfig.from_dict({"sae_example": 3})
     with pytest.raises(SaekitError, match="build DiscoveryConfig.sae=...."):
@@ -201,6 +211,7 @@ def test_cli_choices_are_the_librarys_names():
     assert _cli_choices("discover", "--score") == discovery.SCORES
     assert _cli_choices("discover", "--activation") == ACTIVATIONS
     assert _cli_choices("discover", "--reduction") == REDUCTIONS
+    assert _cli_choices("discover", "--code-kind") == CODE_KINDS
     assert _cli_choices("validate", "--ablation") == tuple(kind.value for kind in AblationKind)
 
 
@@ -290,3 +301,30 @@ def test_result_summaries_are_over_seeds():
     assert result.auc_std == pytest.approx(0.2)  # ddof 0 would give 0.163
     assert result.ranked_heads == [(0, 1), (0, 0), (1, 0), (1, 1)]
     torch.testing.assert_close(result.mean_scores, scores.mean(0))
+
+
+def size_only_circuit(n_pairs=60, n_layers=2, n_heads=4, width=16, circuit=((0, 1), (1, 3))):
+    """Every head writes one direction on both sides; circuit heads write it half as loud on negatives."""
+    generator = torch.Generator().manual_seed(2)
+    n_total = n_layers * n_heads
+    directions = torch.nn.functional.normalize(torch.randn(n_total, width, generator=generator), dim=-1)
+    size = 1 + 0.1 * torch.rand(2, n_pairs, n_total, 1, generator=generator)
+    positive, negative = directions * size[0], directions * size[1]
+    for layer, head in circuit:
+        negative[:, layer * n_heads + head] *= 0.5
+    return HeadActivations(positive, negative, "result", "mean", n_layers, n_heads), set(circuit)
+
+
+def test_level_codes_find_a_size_only_circuit_that_argmax_codes_miss():
+    activations, circuit = size_only_circuit()
+    seeds = range(2)
+    runs = {
+        kind: discover(None, _TaskStub(60), DiscoveryConfig(sae=SAEConfig(l1_coefficient=1e-3, steps=100),
+                                                            code_kind=kind),
+                       seeds=seeds, ground_truth=circuit, activations=activations)
+        for kind in CODE_KINDS
+    }
+    assert runs["argmax_level"].auc_mean >= 0.9
+    assert runs["argmax"].auc_mean <= 0.65
+    # levels refine argmax codes, so a code only on positives stays only on positives: never lower
+    assert (runs["argmax_level"].scores >= runs["argmax"].scores).all()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from saekit.errors import SaekitError
 
 #: Modules of this package that define subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("models", "discover", "validate", "zoo")
+COMMAND_MODULES: tuple[str, ...] = ("models", "discover", "diagnose", "validate", "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

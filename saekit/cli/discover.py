@@ -30,6 +30,11 @@ def register(subparsers) -> None:
                         help="L1 coefficient (default: the paper's, 0.05 docstring, else 0.02)")
     parser.add_argument("--sae-steps", type=int, default=None, metavar="N",
                         help="SAE training steps (default 500, the paper's)")
+    parser.add_argument("--code-kind", choices=("argmax", "argmax_level"), default="argmax",
+                        help="argmax: the strongest latent (the paper's); argmax_level: also its "
+                             "activation level, so a change of size alone changes the code")
+    parser.add_argument("--code-levels", type=int, default=4, metavar="N",
+                        help="activation levels per latent for --code-kind argmax_level (default 4)")
     parser.add_argument("--activation", choices=("result", "z"), default="result")
     parser.add_argument("--reduction", choices=("mean", "last", "mean_no_bos"), default="mean")
     parser.add_argument("--device", default="cpu")
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     config = paper_config(
         args.task, architecture=args.sae, sae_examples=args.sae_examples,
         count_examples=args.count_examples, score=args.score, activation=args.activation,
-        reduction=args.reduction, **overrides,
+        reduction=args.reduction, code_kind=args.code_kind, code_levels=args.code_levels, **overrides,
     )
     model = load_model(args.model, device=args.device)
     task = make_task(args.task, model, n_pairs=args.n_pairs)
