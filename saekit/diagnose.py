@@ -307,7 +307,9 @@ def diagnose(
     size_only = (cosine >= SIZE_ONLY_COSINE) & (
         norm_ratio.log().abs() >= math.log(SIZE_ONLY_NORM_RATIO)
     )
-    finite = separation.nan_to_num(posinf=torch.finfo(separation.dtype).max)
+    # a head separable with no spread (d′ = inf) counts as twice the largest finite d′
+    largest = separation[separation.isfinite()].max() if separation.isfinite().any() else torch.tensor(0.5)
+    finite = separation.nan_to_num(posinf=2 * float(largest))
     n_top = math.ceil(TOP_FRACTION * finite.numel())
     total = float(finite.sum())
     share = finite / total if total > 0 else torch.full_like(finite, 1 / finite.numel())

@@ -179,3 +179,14 @@ def test_figure_colours_circuit_heads_and_rings_size_only_ones():
     others_points, circuit_points, rings = (c.get_offsets() for c in ax.collections)
     assert len(others_points) == 6 and len(circuit_points) == 2 and len(rings) == 1
     assert [t.get_text() for t in ax.texts] == ["1.3"]
+
+
+def test_heads_separable_without_spread_count_as_twice_the_largest_finite_d_prime():
+    positive = torch.randn(20, 3, 4, generator=torch.Generator().manual_seed(0))
+    negative = positive.clone()
+    negative[:, 0] += 3.0
+    positive[:, 1:], negative[:, 1] = 1.0, 2.0
+    negative[:, 2] = 3.0
+    result = diagnose(None, _TaskStub(20), activations=HeadActivations(positive, negative, "result", "mean", 1, 3))
+    assert result.d_prime[0, 1:].isinf().all() and result.d_prime[0, 0].isfinite()
+    assert result.top_share == pytest.approx(2 / 5)  # top head: 2 d′₀ of d′₀ + 2 d′₀ + 2 d′₀
