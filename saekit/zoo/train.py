@@ -301,19 +301,25 @@ def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[At
     return model, losses
 
 
-def save_toy_model(model: AttnOnlyTransformer, config: TrainingConfig, out: str | Path, name: str = "toy-4l") -> Path:
+def save_toy_model(
+    model: AttnOnlyTransformer,
+    config: TrainingConfig,
+    out: str | Path,
+    name: str = "toy-4l",
+    vocabulary: tuple[str, ...] = VOCABULARY,
+    trained_on: str = "toy ioi, greater-than, docstring and induction",
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` to ``out``."""
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
-    save_toy_tokenizer(out / "tokenizer")
+    save_toy_tokenizer(out / "tokenizer", vocabulary)
     cfg = config.model
     description = (
         f"attention-only, {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
-        f"word-level vocabulary of {cfg.d_vocab}; trained by saekit on toy ioi, greater-than, "
-        f"docstring and induction"
+        f"word-level vocabulary of {cfg.d_vocab}; trained by saekit on {trained_on}"
     )
     document = {"name": name, "description": description, "tl_config": cfg.tl_config(), "training": config.to_dict()}
     (out / "config.json").write_text(json.dumps(document, indent=2) + "\n")
