@@ -31,3 +31,7 @@ class SAEError(SaekitError):
 
 class HeadSetError(SaekitError):
     """A set of heads is empty, out of range or in a format saekit does not read."""
+
+
+class CourseError(SaekitError):
+    """A course helper was asked for an exercise that does not exist."""

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from saekit.course import ExerciseFailed, checks
-from saekit.course.generate import build, exercises, render, sources
+from saekit.course import ExerciseFailed, checks, use_solution
+from saekit.course.generate import SKIP_HINT, build, exercises, render, sources
+from saekit.course.solutions import SOLUTIONS
+from saekit.errors import CourseError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = sources(NOTEBOOKS)
@@ -61,10 +63,10 @@ def test_exercise_version_has_stubs_where_the_solution_has_code(source):
 
 def _run_exercise(code: str, check: str) -> str:
     namespace: dict = {}
-    exec("from saekit.course import checks", namespace)  # noqa: S102 - our own course sources
-    exec(code, namespace)  # noqa: S102
+    exec("from saekit.course import checks, use_solution", namespace)  # noqa: S102 - our own course sources
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
+        exec(code, namespace)  # noqa: S102
         exec(check, namespace)  # noqa: S102
     return printed.getvalue()
 
@@ -244,6 +246,51 @@ def test_each_check_fails_each_wrong_answer_with_its_hint(check, description, wr
         check(wrong)
 
 
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: f"{e.notebook}-{e.index}")
+def test_the_skip_line_under_a_stub_installs_the_reference_and_says_so(exercise):
+    printed = _run_exercise(f"{exercise.stub_code}\n{exercise.skip_call}", exercise.check_code)
+    assert "Skipped exercise" in printed and "reference solution" in printed
+    assert "all checks passed" in printed
+
+
+@pytest.mark.parametrize("source", [s for s in SOURCES if exercises(s)], ids=lambda p: p.stem)
+def test_every_stub_shows_its_skip_line_commented_out(source):
+    cells = ["".join(c["source"]) for c in json.loads(render(source)["exercise"])["cells"] if c["cell_type"] == "code"]
+    stubs = [cell for cell in cells if "YOUR CODE HERE" in cell]
+    assert [cell.rstrip().split("\n")[-2:] for cell in stubs] == [
+        [SKIP_HINT, f"# {exercise.skip_call}"] for exercise in exercises(source)
+    ]
+
+
+def test_every_exercise_has_a_solution_to_skip_to():
+    assert sorted(e.skip_call.split('"')[1] for e in EXERCISES) == sorted(SOLUTIONS)
+
+
+def test_use_solution_refuses_an_unknown_exercise():
+    with pytest.raises(CourseError, match="top_k_heads"):
+        use_solution("top_k")
+
+
+def test_an_exercise_notebook_runs_with_every_exercise_skipped(monkeypatch, capsys):
+    """01's three exercises all feed later cells: with each stub skipped the notebook runs to the end."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    source = NOTEBOOKS / "source" / "01_hooks.py"
+    skips = [exercise.skip_call for exercise in exercises(source)]
+    monkeypatch.chdir(NOTEBOOKS / "exercises")
+    namespace: dict = {}
+    for cell in json.loads(render(source)["exercise"])["cells"]:
+        if cell["cell_type"] == "code":
+            code = "".join(cell["source"])
+            for skip in skips:
+                code = code.replace(f"# {skip}", skip)
+            exec(compile(code, "01_hooks exercise", "exec"), namespace)  # noqa: S102 - our own course source
+    printed = capsys.readouterr().out
+    assert printed.count("Skipped exercise") == 3 and printed.count("all checks passed") == 3
+    assert all(namespace[skip.split(" =")[0]] is SOLUTIONS[skip.split('"')[1]] for skip in skips)
+
+
 def test_a_crashing_answer_is_reported_with_its_error():
     def crashes(values, lengths):
         return values[99]
@@ -264,7 +311,7 @@ def test_generator_writes_both_versions_and_then_reports_nothing_stale(tmp_path)
     (tmp_path / "source").mkdir()
     (tmp_path / "source" / "00_tiny.py").write_text(
         '# %% [markdown]\n# # Tiny\n\n# %%\ndef f(x):\n    """Double."""\n'
-        "    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION\n"
+        "    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION\n\n# %%\nchecks.double(f)\n"
     )
     written = build(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
@@ -274,6 +321,7 @@ def test_generator_writes_both_versions_and_then_reports_nothing_stale(tmp_path)
     code = "".join(exercise["cells"][1]["source"])
     assert '    """Double."""\n    # YOUR CODE HERE\n    raise NotImplementedError' in code
     assert "return 2 * x" not in code
+    assert code.endswith(f'{SKIP_HINT}\n# f = use_solution("double")')
     assert build(tmp_path, check=True) == []
 
 

@@ -33,7 +33,7 @@ import torch
 
 import saekit
 from saekit.ablation import circuit_table
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.tasks import make_task

@@ -31,7 +31,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import NO_CODE, head_codes, n_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import paper_config
 from saekit.sae import train_sae
 from saekit.scoring import node_scores

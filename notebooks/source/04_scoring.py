@@ -29,7 +29,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import head_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.scoring import metrics_at_k, node_scores

@@ -36,7 +36,7 @@ import torch
 import saekit
 from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves, prune_heads
 from saekit.baselines import BASELINES
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.scoring import roc_auc, top_k_mask

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import saekit
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.tasks import task_from_strings

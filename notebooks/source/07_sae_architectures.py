@@ -36,7 +36,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import NO_CODE, codes_from_latents, head_codes, n_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.sae import ARCHITECTURES as REGISTRY

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from saekit.course import solutions
+
 
 class ExerciseFailed(AssertionError):
     """The learner's function gave a wrong answer; the message says how and hints at why."""
@@ -27,7 +29,10 @@ def _call(name: str, fn: Callable, *args: Any) -> Any:
     try:
         return fn(*args)
     except NotImplementedError:
-        raise ExerciseFailed(f"{name}: not implemented yet. Replace the stub with your code.") from None
+        raise ExerciseFailed(
+            f"{name}: not implemented yet. Replace the stub with your code, or skip the exercise with "
+            f"`{getattr(fn, '__name__', name)} = use_solution({name!r})`."
+        ) from None
     except Exception as err:  # the learner's bug, reported with its type and message
         raise ExerciseFailed(f"{name}: your function raised {type(err).__name__}: {err}") from err
 
@@ -67,7 +72,7 @@ def top_k_heads(fn: Callable[[Tensor, int], set[tuple[int, int]]]) -> None:
             )
         n_heads = scores.shape[1]
         flat = torch.sort(scores.flatten(), descending=True, stable=True).indices
-        want = {divmod(int(i), n_heads) for i in flat[:k]}
+        want = solutions.top_k_heads(scores, k)
         worst = {divmod(int(i), n_heads) for i in flat[-k:]}
         if got == worst:
             raise ExerciseFailed(f"{name}: you picked the lowest scores; sort in descending order.")
@@ -100,7 +105,7 @@ def head_writes(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
             "head axis: 'batch pos head d_head, head d_head d_model -> batch pos head d_model'."
         )
     got = _tensor(name, got, (2, 5, 3, 6))
-    want = torch.einsum("bphd,hdm->bphm", z, w_o)
+    want = solutions.head_writes(z, w_o)
     if not torch.allclose(got, want, atol=1e-5):
         raise ExerciseFailed(
             f"{name}: wrong values. Each head h multiplies its own z[..., h, :] by its own W_O[h]; "
@@ -117,7 +122,7 @@ def masked_position_mean(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     lengths = torch.tensor([6, 3, 1])
     got = _tensor(name, _call(name, fn, values, lengths), (3, 2, 4))
     real = (torch.arange(6) < lengths[:, None])[:, :, None, None]
-    want = (values * real).sum(1) / lengths[:, None, None]
+    want = solutions.masked_position_mean(values, lengths)
     if torch.allclose(got, values.mean(1), atol=1e-5):
         raise ExerciseFailed(
             f"{name}: you averaged over padding too. Build a mask `arange(seq) < lengths[:, None]` and "
@@ -166,7 +171,7 @@ def sae_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> None:
     got = float(got)
     mse = (x_hat - x).pow(2).mean()
     l1 = latents.abs().sum(-1).mean()
-    want = float(mse + 0.1 * l1)
+    want = float(solutions.sae_loss(x, x_hat, latents, 0.1))
     if abs(got - float(mse + 0.1 * latents.abs().mean())) < 1e-5:
         raise ExerciseFailed(
             f"{name}: your L1 term averages over latents too. The penalty is the L1 norm of each "
@@ -195,7 +200,7 @@ def explained_variance(fn: Callable[[Tensor, Tensor], Any]) -> None:
     x_hat = x + 0.5 * torch.randn(50, 8, generator=rng)
     got = float(_call(name, fn, x, x_hat))
     residual = (x - x_hat).pow(2).sum()
-    want = float(1 - residual / (x - x.mean(0)).pow(2).sum())
+    want = solutions.explained_variance(x, x_hat)
     about_zero = float(1 - residual / x.pow(2).sum())
     about_global_mean = float(1 - residual / (x - x.mean()).pow(2).sum())
     per_feature = float((1 - (x - x_hat).pow(2).sum(0) / (x - x.mean(0)).pow(2).sum(0)).mean())
@@ -221,14 +226,13 @@ def explained_variance(fn: Callable[[Tensor, Tensor], Any]) -> None:
 def codes_from_latents(fn: Callable[[Tensor], Tensor]) -> None:
     """``fn(latents [..., d_sae])`` → argmax codes, with ``NO_CODE`` (-1) for all-zero rows."""
     from saekit.codes import NO_CODE
-    from saekit.codes import codes_from_latents as reference
 
     name = "codes_from_latents"
     latents = torch.rand(4, 3, 7, generator=_rng()).relu() * (torch.rand(4, 3, 1, generator=_rng(1)) > 0.3)
     latents[0, 0] = 0.0
     latents[:, :, :2] = 0.0  # zeros inside rows that do have a code
     got = _tensor(name, _call(name, fn, latents.clone()), (4, 3))
-    want = reference(latents)
+    want = solutions.codes_from_latents(latents)
     if got.is_floating_point():
         raise ExerciseFailed(f"{name}: codes are integer indices; return a long tensor (argmax gives one).")
     silent = want == NO_CODE
@@ -253,7 +257,7 @@ def node_scores(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     negative[:, 0] = 9  # head 0: no positive code is ever seen on a negative
     got = _tensor(name, _call(name, fn, positive, negative), (5,))
     sets = [(set(positive[:, h].tolist()), set(negative[:, h].tolist())) for h in range(5)]
-    want = torch.tensor([len(p - n) for p, n in sets])
+    want = solutions.node_scores(positive, negative)
     if torch.equal(got.long(), torch.tensor([len(n - p) for p, n in sets])):
         raise ExerciseFailed(f"{name}: you counted codes of the negatives missing from the positives; it is P minus N.")
     if torch.equal(got.long(), torch.tensor([len(p & n) for p, n in sets])):
@@ -312,7 +316,7 @@ def mean_ablate(fn: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
     z, mean_z = torch.randn(2, 3, 4, 5, generator=rng), torch.randn(4, 5, generator=rng)
     keep = torch.tensor([True, False, True, False])
     got = _tensor(name, _call(name, fn, z.clone(), mean_z, keep), tuple(z.shape))
-    want = torch.where(keep[:, None], z, mean_z)
+    want = solutions.mean_ablate(z, mean_z, keep)
     if torch.allclose(got, torch.where(~keep[:, None], z, mean_z)):
         raise ExerciseFailed(f"{name}: you replaced the circuit's heads; replace the heads OUTSIDE it (keep is False).")
     if not torch.allclose(got, want):
@@ -361,7 +365,7 @@ def topk_activation(fn: Callable[[Tensor, int], Tensor]) -> None:
     got = _tensor(name, _call(name, fn, pre.clone(), 3), tuple(pre.shape))
     values, indices = pre.topk(3, dim=-1)
     without_relu = torch.zeros_like(pre).scatter(-1, indices, values)
-    want = without_relu.relu()
+    want = solutions.topk_activation(pre, 3)
     smallest = pre.topk(3, dim=-1, largest=False)
     kept_smallest = torch.zeros_like(pre).scatter(-1, smallest.indices, smallest.values)
     by_magnitude = pre.abs().topk(3, dim=-1).indices
@@ -401,7 +405,7 @@ def signed_codes(fn: Callable[[Tensor], Tensor]) -> None:
     got = _tensor(name, _call(name, fn, latents.clone()), (4, 3))
     if got.is_floating_point():
         raise ExerciseFailed(f"{name}: codes are integer indices; return a long tensor (argmax gives one).")
-    want = reference(latents, signed=True)
+    want = solutions.signed_codes(latents)
     silent = want == NO_CODE
     unsigned_index = latents.abs().argmax(-1)
     if torch.equal(got[~silent], reference(latents)[~silent]):
