@@ -173,7 +173,7 @@ print(f"area under the curve: score order {area_score:.2f}, random order {area_r
 #
 # Move the slider to change how many top-scoring heads form the circuit; the grid shows the
 # circuit (known circuit heads outlined) and the title its faithfulness, computed on a few
-# prompts. (Needs a live kernel; the static view below is what the slider starts at.)
+# prompts. (Needs a live kernel; the static figure under the slider shows where it starts.)
 
 # %%
 small = task.subset(slice(0, min(32, task.n_pairs)))
