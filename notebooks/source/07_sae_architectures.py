@@ -25,6 +25,7 @@ SEED = 0  # first seed; seeds SEED .. SEED + N_SEEDS - 1 are run
 N_SEEDS = 2  # the benchmark in docs/sae_architectures.md uses 10; each seed trains one more SAE per architecture
 N_PAIRS = 100
 ARCHITECTURES = None  # None: every architecture in saekit.sae.ARCHITECTURES, or e.g. ["relu", "topk"]
+# (with papermill: -y "ARCHITECTURES: [relu, topk]"; -p passes one string, e.g. -p ARCHITECTURES topk)
 
 # %%
 import math
