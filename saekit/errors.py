@@ -1,7 +1,7 @@
 """Errors raised at saekit's public boundary.
 
 Every message names the problem and the fix, so a learner never has to decode a shape error
-from deep inside torch. Catch :class:`SaekitError` to handle all of them.
+from deep inside torch. Catch [`SaekitError`][saekit.errors.SaekitError] to handle all of them.
 """
 
 

@@ -280,8 +280,8 @@ def plot_faithfulness_curves(
 ) -> Axes:
     """The metric as heads are kept in score order vs in random order (mean ± sd band over seeds).
 
-    ``curves`` comes from :func:`saekit.ablation.faithfulness_curves`. With ``normalised`` the
-    y axis is faithfulness (0 = every head ablated, 1 = full model); otherwise the raw metric,
+    ``curves`` comes from [`saekit.ablation.faithfulness_curves`][saekit.ablation.faithfulness_curves].
+    With ``normalised`` the y axis is faithfulness (0 = every head ablated, 1 = full model); otherwise the raw metric,
     with the two ends drawn as dashed lines. A good ranking rises much faster than random.
     """
     kept = np.asarray(curves.n_kept)

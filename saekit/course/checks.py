@@ -1,8 +1,9 @@
 """Exercise checks: each takes the learner's function, tries it on small inputs, and explains.
 
-A check prints one line when the function is right and raises :class:`ExerciseFailed` with a
-hint when it is not. The hints name the usual mistakes (padding inside a mean, variance about
-zero, a missing "no code" sentinel, ...), so read them before looking at the solution.
+A check prints one line when the function is right and raises
+[`ExerciseFailed`][saekit.course.checks.ExerciseFailed] with a hint when it is not. The hints
+name the usual mistakes (padding inside a mean, variance about zero, a missing "no code"
+sentinel, ...), so read them before looking at the solution.
 Inputs are random but seeded by a local generator: a check gives the same verdict every run.
 """
 

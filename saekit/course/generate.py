@@ -9,7 +9,7 @@ two marker lines::
         ...
         # END SOLUTION
 
-:func:`build` writes ``notebooks/NN_name.ipynb`` with the markers removed (the solution, run
+[`build`][saekit.course.generate.build] writes ``notebooks/NN_name.ipynb`` with the markers removed (the solution, run
 by CI) and ``notebooks/exercises/NN_name.ipynb`` with each marked block replaced by a stub that
 raises ``NotImplementedError`` (what a learner fills in), followed by a commented-out
 ``name = use_solution("check")`` line that skips the exercise with the reference solution.
