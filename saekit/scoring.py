@@ -16,6 +16,7 @@ the evaluation functions take them per layer, ``(n_layers, n_heads)``, to match 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saekit.codes import NO_CODE
-from saekit.errors import HeadSetError, SAEError
+from saekit.errors import HeadSetError, SaekitError, SAEError
 from saekit.tasks.ground_truth import heads_to_mask
 
 #: Upper bound on the number of (example, head pair) keys the edge score builds at once.
@@ -268,3 +269,65 @@ def ranked_heads(scores: Float[Tensor, "n_layers n_heads"]) -> list[tuple[int, i
     n_heads = scores.shape[1]
     order = torch.sort(scores.flatten(), descending=True, stable=True).indices.tolist()
     return [(i // n_heads, i % n_heads) for i in order]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A value compared with a reference sample, and the sentence that reports the comparison.
+
+    ``outcome`` is ``"above"`` (more than ``n_sd`` sample sd above the reference mean),
+    ``"below"`` (more than ``n_sd`` sd below it) or ``"within"``; ``beats`` is ``outcome == "above"``.
+    ``below_floor`` is set when a floor was given and the value lies under it.
+    """
+
+    value: float
+    reference_mean: float
+    reference_sd: float
+    n_reference: int
+    n_sd: float
+    outcome: str
+    below_floor: bool
+    sentence: str
+
+    @property
+    def beats(self) -> bool:
+        return self.outcome == "above"
+
+
+def verdict(
+    value: float,
+    reference: Iterable[float] | Tensor,
+    what: str,
+    reference_name: str,
+    n_sd: float = 2.0,
+    floor: tuple[float, str] | None = None,
+) -> Verdict:
+    """Say whether ``value`` beats a reference sample (random circuits, chance rankings, seeds).
+
+    One rule for every "beats" in saekit's reports: the value beats the reference only when it
+    lies more than ``n_sd`` sample standard deviations above the reference mean; within that band
+    it is "no better than" the reference, below it "worse than". ``floor`` = (level, name) adds a
+    sentence when the value is under ``level``, e.g. ``(0.0, "an empty circuit")`` for
+    faithfulness. The sentence states the numbers, so it can be printed as the result.
+    """
+    sample = np.asarray(reference.detach().cpu() if isinstance(reference, Tensor) else list(reference), dtype=float)
+    if sample.ndim != 1 or sample.size < 2 or not np.isfinite(sample).all() or not np.isfinite(value):
+        raise SaekitError(
+            f"verdict needs a finite value and at least two finite reference values to measure their spread, got "
+            f"{sample.size} reference value(s) for {what}; draw more (more random circuits or seeds)."
+        )
+    if n_sd < 0:
+        raise SaekitError(f"n_sd must be a non-negative number of standard deviations, not {n_sd}.")
+    mean, sd = float(sample.mean()), float(sample_sd(sample))
+    high, low = mean + n_sd * sd, mean - n_sd * sd
+    outcome = "above" if value > high else "below" if value < low else "within"
+    spread = f"{reference_name} ({mean:.3f} ± {sd:.3f} sd over {sample.size})"
+    sentence = {
+        "above": f"{what} ({value:.3f}) beats {spread}: it lies above their mean + {n_sd:g} sd ({high:.3f}).",
+        "within": f"{what} ({value:.3f}) is no better than {spread}: it is within {n_sd:g} sd of their mean.",
+        "below": f"{what} ({value:.3f}) is worse than {spread}: it lies below their mean − {n_sd:g} sd ({low:.3f}).",
+    }[outcome]
+    below_floor = floor is not None and value < floor[0]
+    if below_floor:
+        sentence += f" At {value:.3f} < {floor[0]:g} it is also worse than {floor[1]}."
+    return Verdict(value, mean, sd, int(sample.size), n_sd, outcome, below_floor, sentence)

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from saekit.codes import NO_CODE
-from saekit.errors import HeadSetError, SAEError
+from saekit.errors import HeadSetError, SaekitError, SAEError
 from saekit.scoring import (
     average_precision,
     edge_head_scores,
@@ -27,6 +27,7 @@ from saekit.scoring import (
     sample_sd,
     selection_metrics,
     top_k_mask,
+    verdict,
 )
 
 
@@ -241,3 +242,40 @@ def test_metrics_at_threshold_of_a_mask_equal_those_of_the_head_set():
     assert from_mask == pytest.approx(metrics_at_threshold(SCORES, TRUTH, 0.3))
     assert from_mask["n_selected"] == 4.0  # 0.9 0.5 0.8 0.3: two in the truth, two not
     assert from_mask["precision"] == 0.5
+
+
+# One rule for "beats": more than n_sd sample sd above the reference mean.
+REFERENCE = [1.0, 2.0, 3.0]  # mean 2, sample sd 1: beats above 4, worse below 0
+
+
+@pytest.mark.parametrize(("value", "outcome", "phrase"), [
+    (4.5, "above", "beats"), (3.9, "within", "is no better than"), (0.5, "within", "is no better than"),
+    (-0.1, "below", "is worse than"),
+])
+def test_verdict_says_beats_only_beyond_two_sd(value, outcome, phrase):
+    result = verdict(value, REFERENCE, "the circuit", "random circuits")
+    assert result.outcome == outcome and result.beats == (outcome == "above")
+    assert result.sentence.startswith(f"the circuit ({value:.3f}) {phrase} random circuits (2.000 ± 1.000 sd over 3)")
+    assert (result.reference_mean, result.reference_sd, result.n_reference) == (2.0, 1.0, 3)
+
+
+def test_verdict_boundary_is_not_a_win():
+    assert not verdict(4.0, REFERENCE, "x", "y").beats  # exactly mean + 2 sd
+    assert verdict(4.0 + 1e-9, REFERENCE, "x", "y").beats
+    assert verdict(0.0, REFERENCE, "x", "y").outcome == "within"  # exactly mean − 2 sd
+    assert verdict(2.6, REFERENCE, "x", "y", n_sd=0.5).beats and not verdict(2.5, REFERENCE, "x", "y", n_sd=0.5).beats
+
+
+def test_verdict_takes_tensors_and_reports_a_floor():
+    result = verdict(-0.06, torch.tensor([-0.2, -0.1, -0.03]), "SAE circuit", "random circuits",
+                     floor=(0.0, "an empty circuit"))
+    assert result.outcome == "within" and result.below_floor
+    assert result.sentence.endswith("it is also worse than an empty circuit.")
+    assert not verdict(0.5, REFERENCE, "x", "y", floor=(0.0, "an empty circuit")).below_floor
+
+
+def test_verdict_refuses_a_reference_without_spread():
+    with pytest.raises(SaekitError, match="at least two"):
+        verdict(1.0, [0.5], "x", "y")
+    with pytest.raises(SaekitError, match="finite"):
+        verdict(float("nan"), REFERENCE, "x", "y")

@@ -1,7 +1,7 @@
 """A plain-torch attention-only transformer with HookedTransformer's parameter names and maths.
 
 Training through TransformerLens is about ten times slower than a plain module, so the toy
-models are trained as :class:`AttnOnlyTransformer` and shipped as its state dict, which *is* a
+models are trained as `AttnOnlyTransformer` and shipped as its state dict, which *is* a
 HookedTransformer state dict: ``embed.W_E``, ``pos_embed.W_pos``, ``blocks.L.ln1.w``,
 ``blocks.L.attn.W_Q`` (``[n_heads, d_model, d_head]``), ..., ``unembed.W_U``. The forward pass
 computes what HookedTransformer computes for ``attn_only=True``, ``normalization_type="LN"``

@@ -3,7 +3,7 @@
 A Hugging Face ``tokenizers`` WordLevel model behind a whitespace pre-tokenizer, wrapped in
 ``PreTrainedTokenizerFast`` so that it saves to a folder ``AutoTokenizer.from_pretrained``
 loads. Its ``tokenizer_config.json`` carries ``"saekit_vocabulary": "toy"``, the marker by which
-:func:`saekit.tasks.make_task` picks the toy task generators.
+[`saekit.tasks.make_task`][saekit.tasks.make_task] picks the toy task generators.
 """
 
 from __future__ import annotations
