@@ -32,6 +32,9 @@ depth already say.
 - :func:`probe_scores`: cross-validated accuracy of a logistic-regression probe that tells a
   head's positive vectors from its negative ones.
 - :func:`layer_index_scores`: the head's layer, later = higher.
+
+The three that read head vectors take ``activations=`` to reuse a harvest (whose time is then
+not counted); without it each harvests its own.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class BaselineScores:
 
     method: str
     scores: Float[Tensor, "n_layers n_heads"]
-    """|signed|: the ranking used for ROC AUC and circuit selection."""
+    """The ranking used for ROC AUC and circuit selection (|signed| for patching and ACDC)."""
     signed: Float[Tensor, "n_layers n_heads"]
     """The signed quantity behind ``scores``: the estimated change of the mean metric (patching
     methods, ACDC), the mean gradient (HISP), probe accuracy − 0.5 (above chance when positive);
@@ -208,7 +211,7 @@ def head_norm_scores(
     """Mean ``‖v‖`` of each head's vector over every positive and negative example.
 
     The prior "big writers matter": a ranking any method gets for free if it favours heads that
-    write a lot. ``activations`` reuses a harvest (its time is then not counted).
+    write a lot.
     """
 
     def compute() -> tuple[Tensor, Tensor]:

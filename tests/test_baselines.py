@@ -240,5 +240,5 @@ def test_compare_reports_the_trivial_baselines(tiny_gpt2, tiny_gpt2_dir, capsys,
     for name in TRIVIAL_BASELINES:
         assert 0.0 <= report[name]["auc"] <= 1.0 and math.isfinite(report[name]["seconds"])
     assert report["layer_index"]["auc"] == pytest.approx(5 / 6)  # as in the layer-index test
-    task = make_task("ioi", tiny_gpt2, n_pairs=6)
-    assert report["head_norm"]["auc"] == pytest.approx(roc_auc(head_norm_scores(tiny_gpt2, task).scores, {(1, 0), (1, 3)}))
+    norms = head_norm_scores(tiny_gpt2, make_task("ioi", tiny_gpt2, n_pairs=6)).scores
+    assert report["head_norm"]["auc"] == pytest.approx(roc_auc(norms, {(1, 0), (1, 3)}))
