@@ -103,8 +103,9 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # - **node_normalised** divides by `|P_h ∪ N_h|`: a head with many codes overall is not
 #   rewarded for having many positive-only ones by chance.
 # - **edge** counts code *pairs* `(code(h1), code(h2))` seen together on some positive and on no
-#   negative, ranks the head pairs and counts how often each head appears among the top
-#   `n_heads²/2` pairs. It is still scored against *head* membership.
+#   negative, ranks the ordered head pairs and counts how often each head appears among the top
+#   `n_heads²/4` of them (the authors' code keeps the first `n_heads²/2` heads of a list that
+#   names two heads per pair). It is still scored against *head* membership.
 #
 # ROC: sweep a threshold down the ranking; at each step plot the fraction of circuit heads found
 # (TPR) against the fraction of other heads picked up (FPR). The area under it is the probability
