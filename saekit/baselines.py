@@ -51,6 +51,7 @@ from torch import Tensor
 
 from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape, prune_heads
 from saekit.activations import HeadActivations, head_activations
+from saekit.diagnose import probe_accuracy
 from saekit.errors import ActivationError, TaskError
 from saekit.tasks.base import ContrastiveTask
 
@@ -251,11 +252,9 @@ def probe_scores(
 ) -> BaselineScores:
     """Cross-validated accuracy of a positive-vs-negative linear probe on each head's vectors.
 
-    One standardised logistic regression per head (scikit-learn), scored on held-out examples.
-    Folds split *pairs* (``KFold`` with ``seed``): a positive and its negative are always in the
-    same fold, so every fold is balanced and no probe is tested on a prompt whose twin it
-    trained on. Accuracy is over every example, each predicted by the probe that did not see
-    it; 0.5 is chance. ``signed`` holds accuracy − 0.5.
+    `saekit.diagnose.probe_accuracy`: one standardised logistic regression per head
+    (scikit-learn), scored on held-out examples, with folds that split *pairs*, so no probe is
+    tested on a prompt whose twin it trained on. 0.5 is chance. ``signed`` holds accuracy − 0.5.
     """
     if task.n_pairs < 2:
         raise TaskError(f"probe_scores cross-validates over pairs and needs at least 2, not {task.n_pairs}.")
@@ -263,23 +262,8 @@ def probe_scores(
         raise TaskError(f"probe_scores needs at least 2 folds, not {folds}.")
 
     def compute() -> tuple[Tensor, Tensor]:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import KFold, cross_val_predict
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         vectors = _head_vectors(model, task, batch_size, activations)
-        n_pairs = task.n_pairs
-        examples = torch.cat([vectors.positive, vectors.negative]).cpu().double().numpy()
-        is_positive = np.arange(2 * n_pairs) < n_pairs
-        pair_folds = KFold(min(folds, n_pairs), shuffle=True, random_state=seed).split(np.arange(n_pairs))
-        splits = [(np.r_[train, train + n_pairs], np.r_[test, test + n_pairs]) for train, test in pair_folds]
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        accuracy = torch.tensor([
-            float((cross_val_predict(probe, examples[:, head], is_positive, cv=splits) == is_positive).mean())
-            for head in range(vectors.n_heads_total)
-        ])
-        scores = _per_layer(accuracy, vectors)
+        scores = _per_layer(probe_accuracy(vectors, min(folds, task.n_pairs), seed), vectors)
         return scores, scores - 0.5
 
     return _timed("probe", compute)

@@ -175,14 +175,15 @@ def direction_and_size(
 
 
 def probe_accuracy(activations: HeadActivations, n_folds: int = 5, seed: int = 0) -> Float[Tensor, " n_heads_total"]:
-    """Cross-validated accuracy of a logistic probe, positive vs negative, per head.
+    """Cross-validated accuracy of a logistic probe, positive vs negative, per head: the share of
+    all examples that the probe which did not train on them classifies right.
 
     Features are standardised inside each fold; a pair's positive and negative always fall in
     the same fold (assigned by a generator seeded with ``seed``), so the probe never sees the
     partner of a held-out example.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import PredefinedSplit, cross_val_score
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -198,7 +199,7 @@ def probe_accuracy(activations: HeadActivations, n_folds: int = 5, seed: int = 0
     vectors = torch.cat([activations.positive, activations.negative]).float().cpu().numpy()
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return torch.tensor([
-        cross_val_score(probe, vectors[:, head], labels, cv=folds).mean()
+        (cross_val_predict(probe, vectors[:, head], labels, cv=folds) == labels).mean()
         for head in range(vectors.shape[1])
     ], dtype=torch.float)
 

@@ -77,7 +77,11 @@ class TestbedConfig:
     """Everything that determines a trained test-bed model."""
 
     seed: int = 0
-    steps: int = 2000
+    steps: int = 3000
+    """Optimiser steps in all, the generic-only pretraining included."""
+    pretrain_steps: int = 1500
+    """First steps on generic text alone (cheap), so that previous-token and induction heads
+    form before the tasks and their interchange losses join."""
     generic_documents: int = 64
     generic_length: int = 32
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
@@ -192,7 +196,7 @@ def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple
     return batch, keys
 
 
-def train_testbed(config: TestbedConfig, log=print) -> tuple[AttnOnlyTransformer, Circuits]:
+def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, Circuits]:
     """Train a test-bed model; returns it and its circuits (roles on heads)."""
     from saekit.zoo.evaluate import evaluate_toy_model
     from saekit.zoo.tokenizer import build_toy_tokenizer
@@ -209,11 +213,14 @@ def train_testbed(config: TestbedConfig, log=print) -> tuple[AttnOnlyTransformer
         tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
         logits = model(tokens[:, :-1])
         generic = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
-        parts = [
-            task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator)
-            for i, task in enumerate(TASK_NAMES)
-        ]
-        behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
+        if step < config.pretrain_steps:
+            behaviour = iit = strict = torch.zeros(())
+        else:
+            parts = [
+                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator)
+                for i, task in enumerate(TASK_NAMES)
+            ]
+            behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
         loss = generic + behaviour + config.iit_weight * iit + config.strict_weight * strict
         optimizer.zero_grad()
         loss.backward()
@@ -227,6 +234,8 @@ def train_testbed(config: TestbedConfig, log=print) -> tuple[AttnOnlyTransformer
             recent = np.mean(history[-50:], 0)
             summary = "  ".join(f"{name} {s.pos_accuracy:.2f}/{s.neg_metric:+.2f}" for name, s in scores.items())
             log(f"step {step + 1:5d} generic {recent[0]:.3f} task {recent[1]:.3f} iit {recent[2]:.3f} strict {recent[3]:.3f}  {summary}")
+            if on_eval is not None:
+                on_eval(step + 1, model)
     model.eval()
     return model, circuits
 
