@@ -1,9 +1,9 @@
 """saekit: find circuits in language models with sparse autoencoders on attention-head outputs.
 
-The pipeline, one module per stage: :mod:`saekit.tasks` (contrastive prompts) →
-:mod:`saekit.activations` (per-head writes) → :mod:`saekit.sae` (one shared SAE) →
-:mod:`saekit.codes` (argmax codes) → :mod:`saekit.scoring` (head scores, ROC AUC) →
-:mod:`saekit.ablation` (is the circuit faithful?). Heavy libraries load on first use, so
+The pipeline, one module per stage: [`saekit.tasks`][saekit.tasks] (contrastive prompts) →
+[`saekit.activations`][saekit.activations] (per-head writes) → [`saekit.sae`][saekit.sae] (one shared SAE) →
+[`saekit.codes`][saekit.codes] (argmax codes) → [`saekit.scoring`][saekit.scoring] (head scores, ROC AUC) →
+[`saekit.ablation`][saekit.ablation] (is the circuit faithful?). Heavy libraries load on first use, so
 ``import saekit`` is quick.
 """
 

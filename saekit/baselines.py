@@ -1,10 +1,12 @@
-"""The expensive routes to a head ranking, which the SAE method is compared against.
+"""Other routes to a head ranking, which the SAE method is compared against.
 
 Each baseline returns :class:`BaselineScores`: one score per head ``[n_layers, n_heads]``, higher
 = more in the circuit, the same format as the SAE method's scores, so ROC AUC, circuit tables
-and faithfulness curves apply unchanged. Each also records its wall time. Scores are absolute
-values of a signed effect: a head that *lowers* the metric (IOI's negative name movers) is as
-much part of the circuit as one that raises it. The signed values are kept beside them.
+and faithfulness curves apply unchanged. Each also records its wall time.
+
+Four are the expensive routes to a circuit. Their scores are absolute values of a signed
+effect: a head that *lowers* the metric (IOI's negative name movers) is as much part of the
+circuit as one that raises it. The signed values are kept beside them.
 
 - :func:`activation_patching_scores`: per-head activation patching, one forward pass per head
   (|:func:`saekit.ablation.head_patching_effects`|). The ground-truth route; slow for big models.
@@ -17,6 +19,22 @@ much part of the circuit as one that raises it. The signed values are kept besid
 - :func:`acdc_scores`: ACDC over heads (:func:`saekit.ablation.prune_heads`, mean ablation):
   the faithfulness each head's ablation cost the running circuit when it was tested; the heads
   ACDC keeps are those scoring at least its threshold. One forward pass per head, in sequence.
+
+Four are trivial: no gradient, no ablation, at most one harvest of head vectors
+(:func:`saekit.activations.head_activations` with the paper's settings: each head's write
+``z · W_O`` averaged over positions). A method that does not rank the circuit better than they
+do has found nothing on that model beyond what a head's size, its class information or its
+depth already say.
+
+- :func:`head_norm_scores`: the mean norm of a head's vector over positives and negatives.
+- :func:`mean_difference_scores`: ``‖μ₊ − μ₋‖``, the distance between a head's mean vector on
+  positives and on negatives.
+- :func:`probe_scores`: cross-validated accuracy of a logistic-regression probe that tells a
+  head's positive vectors from its negative ones.
+- :func:`layer_index_scores`: the head's layer, later = higher.
+
+The three that read head vectors take ``activations=`` to reuse a harvest (whose time is then
+not counted); without it each harvests its own.
 """
 
 from __future__ import annotations
@@ -26,12 +44,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape, prune_heads
-from saekit.errors import TaskError
+from saekit.activations import HeadActivations, head_activations
+from saekit.errors import ActivationError, TaskError
 from saekit.tasks.base import ContrastiveTask
 
 if TYPE_CHECKING:
@@ -44,9 +64,11 @@ class BaselineScores:
 
     method: str
     scores: Float[Tensor, "n_layers n_heads"]
-    """|signed|: the ranking used for ROC AUC and circuit selection."""
+    """The ranking used for ROC AUC and circuit selection (|signed| for patching and ACDC)."""
     signed: Float[Tensor, "n_layers n_heads"]
-    """Estimated change of the mean metric (patching methods) or mean gradient (HISP, signed)."""
+    """The signed quantity behind ``scores``: the estimated change of the mean metric (patching
+    methods, ACDC), the mean gradient (HISP), probe accuracy − 0.5 (above chance when positive);
+    for a quantity that has no sign (a norm, a distance, a layer) the score itself."""
     seconds: float
 
 
@@ -158,10 +180,140 @@ def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64,
     return _timed("acdc", compute)
 
 
+PROBE_FOLDS = 5
+"""Cross-validation folds of :func:`probe_scores` (fewer when the task has fewer pairs)."""
+
+
+def _head_vectors(
+    model: HookedModel, task: ContrastiveTask, batch_size: int, activations: HeadActivations | None
+) -> HeadActivations:
+    """``activations`` after checking they fit ``model`` and ``task``, else one harvest with the
+    paper's settings (``result``, mean over positions)."""
+    if activations is None:
+        return head_activations(model, task, batch_size=batch_size, progress=False)
+    if (activations.n_layers, activations.n_heads) != model_shape(model) or len(activations.positive) != task.n_pairs:
+        raise ActivationError(
+            f"The activations given cover {activations.n_layers} x {activations.n_heads} heads and "
+            f"{len(activations.positive)} pairs, but the model has {model_shape(model)[0]} x "
+            f"{model_shape(model)[1]} heads and the task {task.n_pairs} pairs; take them with "
+            f"saekit.activations.head_activations(model, task)."
+        )
+    return activations
+
+
+def _per_layer(values: Float[Tensor, " n_heads_total"], vectors: HeadActivations) -> Float[Tensor, "n_layers n_heads"]:
+    return values.reshape(vectors.n_layers, vectors.n_heads)
+
+
+def head_norm_scores(
+    model: HookedModel, task: ContrastiveTask, batch_size: int = 64, activations: HeadActivations | None = None
+) -> BaselineScores:
+    """Mean ``‖v‖`` of each head's vector over every positive and negative example.
+
+    The prior "big writers matter": a ranking any method gets for free if it favours heads that
+    write a lot.
+    """
+
+    def compute() -> tuple[Tensor, Tensor]:
+        vectors = _head_vectors(model, task, batch_size, activations)
+        norms = torch.cat([vectors.positive, vectors.negative]).norm(dim=-1).mean(0)
+        scores = _per_layer(norms, vectors)
+        return scores, scores
+
+    return _timed("head_norm", compute)
+
+
+def mean_difference_scores(
+    model: HookedModel, task: ContrastiveTask, batch_size: int = 64, activations: HeadActivations | None = None
+) -> BaselineScores:
+    """``‖μ₊ − μ₋‖`` per head: how far its mean vector moves between positives and negatives.
+
+    A head whose write changes with the task's information moves its mean, in direction or in
+    size; the code-overlap method only sees the changes that switch a head's argmax latent.
+    """
+
+    def compute() -> tuple[Tensor, Tensor]:
+        vectors = _head_vectors(model, task, batch_size, activations)
+        distance = (vectors.positive.mean(0) - vectors.negative.mean(0)).norm(dim=-1)
+        scores = _per_layer(distance, vectors)
+        return scores, scores
+
+    return _timed("mean_difference", compute)
+
+
+def probe_scores(
+    model: HookedModel,
+    task: ContrastiveTask,
+    batch_size: int = 64,
+    activations: HeadActivations | None = None,
+    folds: int = PROBE_FOLDS,
+    seed: int = 0,
+) -> BaselineScores:
+    """Cross-validated accuracy of a positive-vs-negative linear probe on each head's vectors.
+
+    One standardised logistic regression per head (scikit-learn), scored on held-out examples.
+    Folds split *pairs* (``KFold`` with ``seed``): a positive and its negative are always in the
+    same fold, so every fold is balanced and no probe is tested on a prompt whose twin it
+    trained on. Accuracy is over every example, each predicted by the probe that did not see
+    it; 0.5 is chance. ``signed`` holds accuracy − 0.5.
+    """
+    if task.n_pairs < 2:
+        raise TaskError(f"probe_scores cross-validates over pairs and needs at least 2, not {task.n_pairs}.")
+    if folds < 2:
+        raise TaskError(f"probe_scores needs at least 2 folds, not {folds}.")
+
+    def compute() -> tuple[Tensor, Tensor]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import KFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        vectors = _head_vectors(model, task, batch_size, activations)
+        n_pairs = task.n_pairs
+        examples = torch.cat([vectors.positive, vectors.negative]).cpu().double().numpy()
+        is_positive = np.arange(2 * n_pairs) < n_pairs
+        pair_folds = KFold(min(folds, n_pairs), shuffle=True, random_state=seed).split(np.arange(n_pairs))
+        splits = [(np.r_[train, train + n_pairs], np.r_[test, test + n_pairs]) for train, test in pair_folds]
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        accuracy = torch.tensor([
+            float((cross_val_predict(probe, examples[:, head], is_positive, cv=splits) == is_positive).mean())
+            for head in range(vectors.n_heads_total)
+        ])
+        scores = _per_layer(accuracy, vectors)
+        return scores, scores - 0.5
+
+    return _timed("probe", compute)
+
+
+def layer_index_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
+    """Each head's layer: later heads rank higher. Needs no forward pass.
+
+    The trivial positional prior. A circuit ends where the answer is written, so its heads sit
+    late more often than not, and a later head can read everything earlier heads wrote. A method
+    whose AUC does not beat this one may only be rediscovering depth. Heads of one layer tie
+    (ROC AUC counts a tie as half); an AUC below 0.5 says the circuit sits early.
+    """
+
+    def compute() -> tuple[Tensor, Tensor]:
+        n_layers, n_heads = model_shape(model)
+        scores = torch.arange(n_layers, dtype=torch.float32)[:, None].expand(n_layers, n_heads).clone()
+        return scores, scores
+
+    return _timed("layer_index", compute)
+
+
 BASELINES: dict[str, Callable[..., BaselineScores]] = {
     "activation_patching": activation_patching_scores,
     "attribution_patching": attribution_patching_scores,
     "hisp": hisp_scores,
     "acdc": acdc_scores,
+    "head_norm": head_norm_scores,
+    "mean_difference": mean_difference_scores,
+    "probe": probe_scores,
+    "layer_index": layer_index_scores,
 }
-"""Every baseline by name, each ``(model, task, batch_size=64) -> BaselineScores``."""
+"""Every baseline by name, each ``(model, task, batch_size=64) -> BaselineScores``: the four
+expensive ones, then the four trivial ones (:data:`TRIVIAL_BASELINES`)."""
+
+TRIVIAL_BASELINES = ("head_norm", "mean_difference", "probe", "layer_index")
+"""The baselines that need no gradient and no ablation: what a method must beat to have found anything."""

@@ -34,7 +34,8 @@ from saekit.tasks.ground_truth import heads_to_mask
 
 SCORES = ("node", "node_normalised", "edge")
 """``node``: |P_h \\ N_h| (the paper's main results); ``node_normalised``: divided by
-|P_h ∪ N_h|; ``edge``: head appearances among the top co-occurring head pairs."""
+|P_h ∪ N_h|; ``edge``: head appearances among the top quarter of ordered head pairs, ranked
+by co-occurring code pairs (:func:`saekit.scoring.edge_head_scores`)."""
 
 PAPER_L1_COEFFICIENT = {"docstring": 0.05}
 """The paper's L1 coefficient where it differs from SAEConfig's default (0.02)."""

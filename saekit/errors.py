@@ -1,7 +1,7 @@
 """Errors raised at saekit's public boundary.
 
 Every message names the problem and the fix, so a learner never has to decode a shape error
-from deep inside torch. Catch :class:`SaekitError` to handle all of them.
+from deep inside torch. Catch [`SaekitError`][saekit.errors.SaekitError] to handle all of them.
 """
 
 
@@ -31,3 +31,7 @@ class SAEError(SaekitError):
 
 class HeadSetError(SaekitError):
     """A set of heads is empty, out of range or in a format saekit does not read."""
+
+
+class CourseError(SaekitError):
+    """A course helper was asked for an exercise that does not exist."""

@@ -4,9 +4,10 @@ Node score (docs/method.md §5): for head h, ``P_h`` is the set of codes it take
 ``N_h`` on negatives; ``score_h = |P_h \\ N_h|``, or that divided by ``|P_h ∪ N_h|``. A head
 whose code changes when the task's information is removed is doing task work.
 
-Edge score (docs/method.md §5): for each ordered pair of distinct heads, count the code pairs
-``(code(h1), code(h2))`` that co-occur in some positive and in no negative; rank the pairs and
-count how often each head appears among the top ``n_heads² / 2``.
+Edge score (docs/method.md §5), as the authors' code computes it: for each ordered pair of
+distinct heads, count the code pairs ``(code(h1), code(h2))`` that co-occur in some positive and
+in no negative; rank all ``n_heads²`` ordered pairs (self pairs included, at count 0) and count
+how often each head appears among the top ``n_heads² // 4`` of them.
 
 Codes are integers in ``[0, n_codes)`` or :data:`saekit.codes.NO_CODE`; "no code" counts as a
 code value of its own. Scores from codes are flat over heads (index ``layer * n_heads + head``);
@@ -16,6 +17,7 @@ the evaluation functions take them per layer, ``(n_layers, n_heads)``, to match 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saekit.codes import NO_CODE
-from saekit.errors import HeadSetError, SAEError
+from saekit.errors import HeadSetError, SaekitError, SAEError
 from saekit.tasks.ground_truth import heads_to_mask
 
 #: Upper bound on the number of (example, head pair) keys the edge score builds at once.
@@ -118,21 +120,37 @@ def edge_pair_counts(
 def edge_head_scores(
     pair_counts: Int[Tensor, "n_heads_total n_heads_total"], top: int | None = None
 ) -> Float[Tensor, " n_heads_total"]:
-    """How often each head appears (as either end) in the ``top`` highest-count ordered pairs.
+    """How often each head appears (as either end) among the ``top`` highest-count ordered pairs.
 
-    ``top`` defaults to ``n_heads² // 2`` (docs/method.md §5). Pairs are ranked by count, ties broken
-    by flat pair index ``h1 * H + h2`` so the result is deterministic; self pairs are left out.
+    The authors' code ranks all ``H²`` ordered pairs ``(h1, h2)`` of the count matrix, self
+    pairs included, lists each pair as its two heads and keeps the first ``H² // 2`` heads of
+    that list: the top ``top = H² // 4`` ordered pairs, the default here. The counts are
+    symmetric, so each unordered pair is two ordered ones with the same count.
+
+    Ties: their unstable sort (``np.argsort``, reversed) orders equal counts in a way that
+    depends on numpy and the CPU. Here the pairs tied at the cut share its remaining places
+    equally, so each gets a fraction of a place: the mean score over every order of the tied
+    pairs, with no preference for low or high head indices (an index tie-break would add a
+    depth prior of its own). Without a tie at the cut this is exactly their count.
+
+    Self pairs have count 0 (a head does not pair with itself), so they enter only when fewer
+    than ``top`` ordered pairs have a positive count, tied with the other zero-count pairs; like
+    the authors' list, a self pair names its head twice.
     """
     n_heads = pair_counts.shape[0]
-    top = n_heads * n_heads // 2 if top is None else top
-    off_diagonal = ~torch.eye(n_heads, dtype=torch.bool, device=pair_counts.device)
-    pair_index = off_diagonal.flatten().nonzero().squeeze(1)
-    counts = pair_counts.flatten()[pair_index]
-    order = torch.sort(counts, descending=True, stable=True).indices[:top]
-    chosen = pair_index[order]
-    appearances = torch.bincount(chosen // n_heads, minlength=n_heads)
-    appearances += torch.bincount(chosen % n_heads, minlength=n_heads)
-    return appearances.float()
+    if pair_counts.shape != (n_heads, n_heads):
+        raise SAEError(f"Pair counts must be a square (n_heads, n_heads) matrix, not {tuple(pair_counts.shape)}.")
+    top = n_heads * n_heads // 4 if top is None else top
+    if not 0 <= top <= n_heads * n_heads:
+        raise SAEError(f"top must be between 0 and {n_heads * n_heads} ordered head pairs, not {top}.")
+    counts = pair_counts.flatten().double()
+    if top == 0:
+        return torch.zeros(n_heads, device=pair_counts.device)
+    cut = torch.topk(counts, top).values[-1]
+    above, tied = counts > cut, counts == cut
+    share = above.double() + tied.double() * (top - above.sum()) / tied.sum()
+    share = share.reshape(n_heads, n_heads)
+    return (share.sum(1) + share.sum(0)).float()
 
 
 def edge_scores(
@@ -268,3 +286,65 @@ def ranked_heads(scores: Float[Tensor, "n_layers n_heads"]) -> list[tuple[int, i
     n_heads = scores.shape[1]
     order = torch.sort(scores.flatten(), descending=True, stable=True).indices.tolist()
     return [(i // n_heads, i % n_heads) for i in order]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A value compared with a reference sample, and the sentence that reports the comparison.
+
+    ``outcome`` is ``"above"`` (more than ``n_sd`` sample sd above the reference mean),
+    ``"below"`` (more than ``n_sd`` sd below it) or ``"within"``; ``beats`` is ``outcome == "above"``.
+    ``below_floor`` is set when a floor was given and the value lies under it.
+    """
+
+    value: float
+    reference_mean: float
+    reference_sd: float
+    n_reference: int
+    n_sd: float
+    outcome: str
+    below_floor: bool
+    sentence: str
+
+    @property
+    def beats(self) -> bool:
+        return self.outcome == "above"
+
+
+def verdict(
+    value: float,
+    reference: Iterable[float] | Tensor,
+    what: str,
+    reference_name: str,
+    n_sd: float = 2.0,
+    floor: tuple[float, str] | None = None,
+) -> Verdict:
+    """Say whether ``value`` beats a reference sample (random circuits, chance rankings, seeds).
+
+    One rule for every "beats" in saekit's reports: the value beats the reference only when it
+    lies more than ``n_sd`` sample standard deviations above the reference mean; within that band
+    it is "no better than" the reference, below it "worse than". ``floor`` = (level, name) adds a
+    sentence when the value is under ``level``, e.g. ``(0.0, "an empty circuit")`` for
+    faithfulness. The sentence states the numbers, so it can be printed as the result.
+    """
+    sample = np.asarray(reference.detach().cpu() if isinstance(reference, Tensor) else list(reference), dtype=float)
+    if sample.ndim != 1 or sample.size < 2 or not np.isfinite(sample).all() or not np.isfinite(value):
+        raise SaekitError(
+            f"verdict needs a finite value and at least two finite reference values to measure their spread, got "
+            f"{sample.size} reference value(s) for {what}; draw more (more random circuits or seeds)."
+        )
+    if n_sd < 0:
+        raise SaekitError(f"n_sd must be a non-negative number of standard deviations, not {n_sd}.")
+    mean, sd = float(sample.mean()), float(sample_sd(sample))
+    high, low = mean + n_sd * sd, mean - n_sd * sd
+    outcome = "above" if value > high else "below" if value < low else "within"
+    spread = f"{reference_name} ({mean:.3f} ± {sd:.3f} sd over {sample.size})"
+    sentence = {
+        "above": f"{what} ({value:.3f}) beats {spread}: it lies above their mean + {n_sd:g} sd ({high:.3f}).",
+        "within": f"{what} ({value:.3f}) is no better than {spread}: it is within {n_sd:g} sd of their mean.",
+        "below": f"{what} ({value:.3f}) is worse than {spread}: it lies below their mean − {n_sd:g} sd ({low:.3f}).",
+    }[outcome]
+    below_floor = floor is not None and value < floor[0]
+    if below_floor:
+        sentence += f" At {value:.3f} < {floor[0]:g} it is also worse than {floor[1]}."
+    return Verdict(value, mean, sd, int(sample.size), n_sd, outcome, below_floor, sentence)

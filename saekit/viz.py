@@ -3,8 +3,9 @@
 Every plotting function draws on a matplotlib ``Axes`` (a new one unless ``ax`` is given) and
 returns it, so figures compose into subplots and save with ``ax.figure.savefig``. Heads are shown
 as a layer x head grid, the layout in which circuits are usually drawn. The ``explore_*``
-functions return ipywidgets explorers for Jupyter; they draw their first view at once, so a
-notebook run without a browser (papermill, nbval, CI) still executes them.
+functions return an [Explorer][saekit.viz.Explorer]: an ipywidgets control for Jupyter and, shown
+under it, a plain matplotlib figure of its first view, which is what exported HTML, the docs
+site and a reopened notebook (none of which keep widget state) display.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class Explorer:
         display(self.figure)
 
 
-def _redrawing(control, draw: Callable[[Any], Axes]):
+def _redrawing(control, draw: Callable[[Any], Axes]) -> Explorer:
     """``control`` above a figure that ``draw(value)`` redraws whenever the control's value changes."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -221,7 +222,9 @@ def _redrawing(control, draw: Callable[[Any], Axes]):
 
     control.observe(lambda change: redraw(change["new"]), names="value")
     redraw(control.value)
-    return widgets.VBox([control, output])
+    static = draw(control.value).figure
+    plt.close(static)  # shown by Explorer's display only, not again by the inline backend
+    return Explorer(widgets.VBox([control, output]), static)
 
 
 def explore_code_histograms(
@@ -229,7 +232,7 @@ def explore_code_histograms(
     negative_codes: Int[Tensor, "n_neg n_heads_total"],
     n_heads: int,
     initial: tuple[int, int] = (0, 0),
-):
+) -> Explorer:
     """A dropdown over heads ("L.H") that redraws that head's code histogram, positives vs negatives."""
     import ipywidgets as widgets
 
@@ -251,7 +254,7 @@ def explore_threshold(
     scores: Float[Tensor, "n_layers n_heads"],
     faithfulness_of: Callable[[Bool[Tensor, "n_layers n_heads"]], float],
     truth: Iterable[tuple[int, int]] | None = None,
-):
+) -> Explorer:
     """A slider over circuit size k: shows the top-k heads by score and the circuit's faithfulness.
 
     ``faithfulness_of(mask)`` is called for each k the learner visits (results are cached), so
@@ -285,8 +288,8 @@ def plot_faithfulness_curves(
 ) -> Axes:
     """The metric as heads are kept in score order vs in random order (mean ± sd band over seeds).
 
-    ``curves`` comes from :func:`saekit.ablation.faithfulness_curves`. With ``normalised`` the
-    y axis is faithfulness (0 = every head ablated, 1 = full model); otherwise the raw metric,
+    ``curves`` comes from [`saekit.ablation.faithfulness_curves`][saekit.ablation.faithfulness_curves].
+    With ``normalised`` the y axis is faithfulness (0 = every head ablated, 1 = full model); otherwise the raw metric,
     with the two ends drawn as dashed lines. A good ranking rises much faster than random.
     """
     kept = np.asarray(curves.n_kept)
@@ -387,9 +390,10 @@ def plot_attention_pattern(
 ) -> Axes:
     """One head's attention pattern: queries down, the keys they read from across, tokens as labels.
 
-    ``patterns`` comes from `saekit.heads.attention_patterns` (one prompt or a mean); ``head``
-    picks one of its heads ("L.H" or (layer, head); the first if None). The title is "L.H", the
-    head's role where ``roles`` gives one, and what the pattern was averaged over.
+    ``patterns`` comes from [`attention_patterns`][saekit.heads.attention_patterns] (one prompt
+    or a mean); ``head`` picks one of its heads ("L.H" or (layer, head); the first if None). The
+    title is "L.H", the head's role where ``roles`` gives one, and what the pattern was averaged
+    over.
     """
     from saekit.tasks.ground_truth import parse_head
 

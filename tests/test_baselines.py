@@ -1,14 +1,28 @@
-"""Baselines: shapes, exact gradients against finite differences, agreement with patching."""
+"""Baselines: shapes, exact gradients against finite differences, agreement with patching, and
+the trivial baselines against hand-computed values on planted head vectors."""
 
 from __future__ import annotations
+
+import json
+import math
 
 import pytest
 import torch
 
 from saekit.ablation import capture_head_z, hook_z_name
-from saekit.baselines import BASELINES, hisp_scores
-from saekit.errors import TaskError
-from saekit.tasks import task_from_strings
+from saekit.activations import HeadActivations, head_activations
+from saekit.baselines import (
+    BASELINES,
+    TRIVIAL_BASELINES,
+    head_norm_scores,
+    hisp_scores,
+    layer_index_scores,
+    mean_difference_scores,
+    probe_scores,
+)
+from saekit.errors import ActivationError, TaskError
+from saekit.scoring import roc_auc
+from saekit.tasks import make_task, task_from_strings
 
 NAMES = [" Mary", " John", " Tom", " Anna", " Paul", " Kate"]
 
@@ -106,3 +120,125 @@ def test_acdc_scores_use_the_threshold_given(tiny_gpt2, tiny_task):
     torch.testing.assert_close(result.scores, expected.abs(), atol=1e-5, rtol=1e-4)
     default = prune_heads(tiny_gpt2, tiny_task, batch_size=4).effects
     assert not torch.allclose(default, expected, atol=1e-3)  # the threshold changes the effects
+
+
+# ---------------------------------------------------------------------------------------------
+# Trivial baselines
+# ---------------------------------------------------------------------------------------------
+
+
+def test_trivial_baselines_are_registered_after_the_expensive_ones():
+    assert list(BASELINES) == ["activation_patching", "attribution_patching", "hisp", "acdc", *TRIVIAL_BASELINES]
+    assert TRIVIAL_BASELINES == ("head_norm", "mean_difference", "probe", "layer_index")
+
+
+@pytest.fixture(scope="module")
+def planted(tiny_task):
+    """Head vectors for the tiny model's 2 x 4 heads and the task's 6 pairs, width 3.
+
+    head 0: positives 3·e0, negatives 4·e1 (norms 3 and 4, separable);
+    head 1: each pair's positive equals its negative, a random vector per pair (no class signal);
+    head 2: four pairs +e0 / −e0, two pairs 0 / 0 (separable on four pairs of six);
+    heads 3-7: zero.
+    """
+    n_pairs = tiny_task.n_pairs
+    assert n_pairs == 6
+    positive, negative = torch.zeros(n_pairs, 8, 3), torch.zeros(n_pairs, 8, 3)
+    positive[:, 0, 0], negative[:, 0, 1] = 3.0, 4.0
+    twins = torch.randn(n_pairs, 3, generator=torch.Generator().manual_seed(0))
+    positive[:, 1], negative[:, 1] = twins, twins
+    positive[:4, 2, 0], negative[:4, 2, 0] = 1.0, -1.0
+    return HeadActivations(positive, negative, "result", "mean", n_layers=2, n_heads=4), twins
+
+
+def test_head_norm_is_the_mean_norm_over_both_sides(tiny_gpt2, tiny_task, planted):
+    activations, twins = planted
+    result = head_norm_scores(tiny_gpt2, tiny_task, activations=activations)
+    expected = torch.zeros(8)
+    expected[0] = (3 + 4) / 2
+    expected[1] = twins.norm(dim=1).mean()
+    expected[2] = 8 / 12  # eight unit vectors among twelve
+    torch.testing.assert_close(result.scores, expected.reshape(2, 4))
+    torch.testing.assert_close(result.signed, result.scores)  # a norm has no sign
+
+
+def test_mean_difference_is_the_distance_between_class_means(tiny_gpt2, tiny_task, planted):
+    activations, _ = planted
+    result = mean_difference_scores(tiny_gpt2, tiny_task, activations=activations)
+    expected = torch.zeros(8)
+    expected[0] = 5.0  # ‖3·e0 − 4·e1‖
+    expected[2] = 2 * 4 / 6  # μ± = ±(4/6)·e0
+    torch.testing.assert_close(result.scores, expected.reshape(2, 4))
+    torch.testing.assert_close(result.signed, result.scores)
+
+
+def test_probe_accuracy_on_planted_heads(tiny_gpt2, tiny_task, planted):
+    """Separable: 1. A pair's twins always share a fold, so whatever the probe predicts for one it
+    predicts for the other: exactly 0.5 on head 1 and on the zero heads, and (8 + 4/2) / 12 on
+    head 2."""
+    activations, _ = planted
+    result = probe_scores(tiny_gpt2, tiny_task, activations=activations)
+    expected = torch.full((8,), 0.5)
+    expected[0] = 1.0
+    expected[2] = 10 / 12
+    torch.testing.assert_close(result.scores, expected.reshape(2, 4))
+    torch.testing.assert_close(result.signed, result.scores - 0.5)
+    again = probe_scores(tiny_gpt2, tiny_task, activations=activations, folds=3, seed=1)
+    torch.testing.assert_close(again.scores, result.scores)  # exact values hold for any split
+
+
+def test_layer_index_ranks_later_heads_higher(tiny_gpt2, tiny_task, toy_4l):
+    result = layer_index_scores(tiny_gpt2, tiny_task)
+    assert result.scores.tolist() == [[0.0] * 4, [1.0] * 4]
+    torch.testing.assert_close(result.signed, result.scores)
+    toy = layer_index_scores(toy_4l, tiny_task)  # no forward pass: any task will do
+    assert toy.scores.tolist() == [[float(layer)] * 8 for layer in range(4)]
+    # Circuit {1.0, 1.3}: each beats the 4 layer-0 heads and ties the other 2 layer-1 heads.
+    assert roc_auc(result.scores, {(1, 0), (1, 3)}) == pytest.approx((2 * (4 + 2 * 0.5)) / (2 * 6))
+
+
+def test_the_default_harvest_is_the_papers(tiny_gpt2, tiny_task):
+    """Without activations, the baselines harvest each head's z · W_O averaged over positions."""
+    vectors = head_activations(tiny_gpt2, tiny_task, "result", "mean", progress=False)
+    for method in (head_norm_scores, mean_difference_scores, probe_scores):
+        own = method(tiny_gpt2, tiny_task, batch_size=4)
+        given = method(tiny_gpt2, tiny_task, activations=vectors)
+        torch.testing.assert_close(own.scores, given.scores)
+    expected = (vectors.positive.mean(0) - vectors.negative.mean(0)).norm(dim=-1).reshape(2, 4)
+    torch.testing.assert_close(mean_difference_scores(tiny_gpt2, tiny_task).scores, expected)
+
+
+def test_activations_from_another_model_or_task_are_refused(tiny_gpt2, tiny_task, planted):
+    activations, _ = planted
+    shorter = HeadActivations(activations.positive[:5], activations.negative[:5], "result", "mean", 2, 4)
+    other_model = HeadActivations(activations.positive, activations.negative, "result", "mean", 4, 2)
+    for wrong in (shorter, other_model):
+        for method in (head_norm_scores, mean_difference_scores, probe_scores):
+            with pytest.raises(ActivationError, match="head_activations"):
+                method(tiny_gpt2, tiny_task, activations=wrong)
+    with pytest.raises(TaskError, match="folds"):
+        probe_scores(tiny_gpt2, tiny_task, activations=activations, folds=1)
+
+
+def test_trivial_baselines_run_on_the_toy_model(toy_4l):
+    task = make_task("greater-than", toy_4l, n_pairs=12)
+    for name in TRIVIAL_BASELINES:
+        result = BASELINES[name](toy_4l, task)
+        assert result.method == name and result.scores.shape == (4, 8)
+        assert torch.isfinite(result.scores).all() and result.scores.max() > 0
+
+
+def test_compare_reports_the_trivial_baselines(tiny_gpt2, tiny_gpt2_dir, capsys, monkeypatch):
+    import saekit.models
+    import saekit.tasks.ground_truth as ground_truth
+    from saekit.cli import main
+
+    monkeypatch.setattr(saekit.models, "load_model", lambda name, device: tiny_gpt2)
+    monkeypatch.setattr(ground_truth, "ground_truth_heads", lambda model, task: frozenset({(1, 0), (1, 3)}))
+    assert main(["compare", "--model", str(tiny_gpt2_dir), "--task", "ioi", "--n-pairs", "6", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for name in TRIVIAL_BASELINES:
+        assert 0.0 <= report[name]["auc"] <= 1.0 and math.isfinite(report[name]["seconds"])
+    assert report["layer_index"]["auc"] == pytest.approx(5 / 6)  # as in the layer-index test
+    norms = head_norm_scores(tiny_gpt2, make_task("ioi", tiny_gpt2, n_pairs=6)).scores
+    assert report["head_norm"]["auc"] == pytest.approx(roc_auc(norms, {(1, 0), (1, 3)}))

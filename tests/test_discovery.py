@@ -154,8 +154,8 @@ def run_at_gpt2_scale(model):
         result = discover(model, task, config, seeds=range(2), ground_truth=truth, progress=False)
         assert result.scores.shape == (2, 12, 12)
         assert len(result.auc_per_seed) == 2 and all(0 <= auc <= 1 for auc in result.auc_per_seed)
-        if score == "edge":  # every one of the top 144²/2 pairs names two heads
-            assert result.scores.sum(dim=(1, 2)).tolist() == [2 * (144 * 144 // 2)] * 2
+        if score == "edge":  # every one of the top 144²/4 ordered pairs names two heads
+            assert result.scores.sum(dim=(1, 2)).tolist() == [2 * (144 * 144 // 4)] * 2
 
 
 def test_gpt2_small_layout_with_narrow_width(tmp_path_factory, gpt2_tokenizer_dir):

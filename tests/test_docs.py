@@ -3,7 +3,9 @@ the course notebooks rendered from the copies the notebook tests executed."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,21 @@ from test_notebooks import COURSE, notebook_runner  # noqa: F401  (the shared se
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+#: A Sphinx cross-reference role, in a source or as mkdocstrings prints it (literally).
+RAW_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|exc|obj):(?:`|<code>)")
+#: Sources whose docstrings still hold Sphinx roles, converted after other branches merge: empty
+#: this set when they are (their API pages are exempt from the built-site check until then).
+NOT_YET_CONVERTED = {
+    "saekit/ablation.py", "saekit/baselines.py", "saekit/cli/__init__.py", "saekit/codes.py", "saekit/discovery.py",
+    "saekit/models.py", "saekit/scoring.py",
+}
+
+
+def test_docstrings_use_markdown_cross_references_not_sphinx_roles():
+    """mkdocstrings renders docstrings as Markdown: write [`name`][saekit.module.name] or `name`."""
+    sources = [*(ROOT / "saekit").rglob("*.py"), *DOCS.rglob("*.md")]
+    with_roles = {path.relative_to(ROOT).as_posix() for path in sources if RAW_ROLE.search(path.read_text())}
+    assert with_roles == NOT_YET_CONVERTED, f"convert the roles in {sorted(with_roles - NOT_YET_CONVERTED)}"
 
 
 class _Loader(yaml.SafeLoader):
@@ -50,12 +67,47 @@ def test_docs_build_strictly_with_executed_notebooks(tmp_path, notebook_runner):
         except Exception:  # noqa: S112 - rendered without outputs; test_notebooks reports the failure
             continue
     site = tmp_path / "site"
+    tree_before = _tree_status()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
         env={**os.environ, "SAEKIT_NOTEBOOKS_DIR": str(executed), "HF_HUB_OFFLINE": "1", "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True, text=True, cwd=tmp_path,  # mkdocs-jupyter caches into ./.cache
+        capture_output=True, text=True, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-5000:]
+    assert _tree_status() == tree_before, "the docs build wrote into the working tree"
     quickstart = (site / "notebooks" / "00_quickstart" / "index.html").read_text()
     assert "data:image/png;base64" in quickstart, "the quickstart page has no executed figures"
+    assert "stylesheets/notebooks.css" in quickstart, "notebook pages need the stylesheet that wraps long code lines"
     assert "codes_from_latents" in (site / "api" / "codes" / "index.html").read_text()
+    assert {p.name for p in (site / "figures").glob("*.png")} == {"scores.png", "codes.png", "roc.png"}
+    pending = {f"api/{Path(source).stem}/index.html" for source in NOT_YET_CONVERTED}
+    raw_roles = {page.relative_to(site).as_posix(): RAW_ROLE.findall(page.read_text()) for page in (site / "api").rglob("*.html")}
+    assert not {page: roles for page, roles in raw_roles.items() if roles and page not in pending}, "Sphinx roles render literally"
+
+
+def _tree_status() -> str:
+    """Every changed, untracked and ignored path of the working tree (build outputs included)."""
+    return subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_papermill_list_parameters_take_the_documented_yaml_form(tmp_path):
+    """The teaching guide's `-y` example gives notebook 07 a list of architectures; `-p` gives a string."""
+    from saekit.sae import ARCHITECTURES
+
+    guide = (DOCS / "teaching-guide.md").read_text()
+    yaml_argument = re.search(r'07_sae_architectures\.ipynb out\.ipynb -y "([^"]+)"', guide)
+    assert yaml_argument, "the teaching guide should show the -y form for ARCHITECTURES"
+
+    def injected(*arguments: str):
+        output = tmp_path / "out.ipynb"
+        subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "07_sae_architectures.ipynb"),
+                        str(output), "--prepare-only", *arguments], check=True, capture_output=True, cwd=tmp_path)
+        cell = next(c for c in json.loads(output.read_text())["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+        namespace: dict = {}
+        exec("".join(cell["source"]), namespace)  # noqa: S102 - papermill's generated assignment
+        return namespace["ARCHITECTURES"]
+
+    chosen = injected("-y", yaml_argument[1])
+    assert isinstance(chosen, list) and len(chosen) >= 2 and set(chosen) <= set(ARCHITECTURES)
+    assert injected("-p", "ARCHITECTURES", "relu,topk") == "relu,topk"

@@ -7,13 +7,13 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from saekit.codes import NO_CODE
-from saekit.errors import HeadSetError, SAEError
+from saekit.errors import HeadSetError, SaekitError, SAEError
 from saekit.scoring import (
     average_precision,
     edge_head_scores,
@@ -27,6 +27,7 @@ from saekit.scoring import (
     sample_sd,
     selection_metrics,
     top_k_mask,
+    verdict,
 )
 
 
@@ -66,14 +67,30 @@ def reference_pair_counts(positive, negative):
     return counts
 
 
-def reference_edge_head_scores(counts, top):
+def authors_edge_scores(positive, negative, tie_order):
+    """The authors' edge score, literally: rank every ordered head pair (self pairs included) by
+    its count of positive-only code pairs, list each pair as its two heads, and count each head
+    among the first n_heads² // 2 entries of that list. ``tie_order`` orders equal counts."""
+    counts = reference_pair_counts(positive, negative)
     n_heads = counts.shape[0]
-    entries = [(-int(counts[a, b]), a * n_heads + b) for a in range(n_heads) for b in range(n_heads) if a != b]
+    entries = [(a, b) for a in range(n_heads) for b in range(n_heads)]
+    entries = [entries[i] for i in tie_order]
+    ranked = sorted(entries, key=lambda pair: -int(counts[pair]))
+    listed = [head for pair in ranked for head in pair]
     appearances = [0.0] * n_heads
-    for _, flat in sorted(entries)[:top]:
-        appearances[flat // n_heads] += 1
-        appearances[flat % n_heads] += 1
+    for head in listed[: n_heads**2 // 2]:
+        appearances[head] += 1
     return torch.tensor(appearances)
+
+
+def no_tie_at_the_cut(counts, top):
+    """True when the top ``top`` ordered pairs are the same in every order of equal counts (up
+    to swapping a pair with its mirror, which names the same two heads)."""
+    values = counts.flatten()
+    cut = values.sort(descending=True).values[top - 1]
+    tied = (counts == cut).nonzero().tolist()
+    straddles = int((values > cut).sum()) + len(tied) > top
+    return not straddles or (len(tied) == 2 and tied[0] == tied[1][::-1])
 
 
 @settings(max_examples=150, deadline=None)
@@ -92,10 +109,60 @@ def test_edge_pair_counts_match_set_arithmetic(codes):
 
 
 @settings(max_examples=100, deadline=None)
-@given(code_pairs(), st.integers(0, 40))
-def test_edge_head_scores_match_sorted_ranking(codes, top):
-    counts = reference_pair_counts(*codes)
-    torch.testing.assert_close(edge_head_scores(counts, top), reference_edge_head_scores(counts, top))
+@given(code_pairs(max_examples=12), st.randoms(use_true_random=False))
+def test_edge_scores_equal_the_authors_definition_without_ties(codes, random):
+    """On codes whose ranking has no tie at the cut, saekit's edge score is the authors' count,
+    whatever order their sort gives equal counts."""
+    positive, negative = codes
+    n_heads = positive.shape[1]
+    counts = reference_pair_counts(positive, negative)
+    assume(n_heads >= 2 and no_tie_at_the_cut(counts, n_heads**2 // 4))
+    tie_order = random.sample(range(n_heads**2), n_heads**2)
+    torch.testing.assert_close(edge_scores(positive, negative), authors_edge_scores(positive, negative, tie_order))
+
+
+def test_edge_scores_by_hand():
+    """Pair counts (0,1): 1, (0,2): 1, (1,2): 2; the top 9 // 4 = 2 ordered pairs are (1,2), (2,1)."""
+    positive = torch.tensor([[1, 1, 0], [1, 2, 0], [1, 1, 1]])
+    negative = torch.tensor([[1, 1, 0]])
+    assert edge_pair_counts(positive, negative).tolist() == [[0, 1, 1], [1, 0, 2], [1, 2, 0]]
+    assert edge_scores(positive, negative).tolist() == [0.0, 2.0, 2.0]
+
+
+def _symmetric(n_heads, counts):
+    matrix = torch.zeros(n_heads, n_heads, dtype=torch.long)
+    for (a, b), count in counts.items():
+        matrix[a, b] = matrix[b, a] = count
+    return matrix
+
+
+def test_edge_head_scores_keep_the_top_quarter_of_ordered_pairs():
+    counts = _symmetric(4, {(0, 1): 5, (0, 2): 4, (1, 2): 3, (0, 3): 2, (1, 3): 1})
+    assert edge_head_scores(counts).tolist() == [4.0, 2.0, 2.0, 0.0]  # pairs {0,1} and {0,2}, both orders
+    assert edge_head_scores(counts, top=2).tolist() == [2.0, 2.0, 0.0, 0.0]
+    assert edge_head_scores(counts, top=0).tolist() == [0.0] * 4
+
+
+def test_pairs_tied_at_the_cut_share_its_places():
+    """{0,1} is in; {0,2} and {2,3} tie for the last two places: each ordered pair gets half of
+    one (a tie-break by head index would give {0,2} both: [4, 2, 2, 0])."""
+    counts = _symmetric(4, {(0, 1): 5, (0, 2): 4, (2, 3): 4})
+    assert edge_head_scores(counts).tolist() == [3.0, 2.0, 2.0, 1.0]
+
+
+def test_self_pairs_tie_with_the_other_zero_count_pairs():
+    """One pair has a count: the other 2 of the 4 places go to the 14 zero-count ordered pairs,
+    the 4 self pairs among them, 1/7 each; a self pair names its head twice."""
+    scores = edge_head_scores(_symmetric(4, {(0, 1): 1}))
+    torch.testing.assert_close(scores, torch.tensor([2 + 6 / 7, 2 + 6 / 7, 8 / 7, 8 / 7]))
+    assert float(scores.sum()) == pytest.approx(2 * 4)
+
+
+def test_edge_head_scores_refuse_a_bad_top_or_shape():
+    with pytest.raises(SAEError, match="top"):
+        edge_head_scores(torch.zeros(3, 3), top=10)
+    with pytest.raises(SAEError, match="square"):
+        edge_head_scores(torch.zeros(3, 4))
 
 
 @settings(max_examples=30, deadline=None)
@@ -110,13 +177,6 @@ def test_edge_chunking_changes_nothing(codes):
         assert torch.equal(edge_pair_counts(*codes), whole)
     finally:
         scoring.EDGE_CHUNK_KEYS = saved
-
-
-def test_edge_default_top_is_half_the_head_pairs():
-    counts = torch.arange(16).reshape(4, 4)
-    scores = edge_head_scores(counts)
-    assert scores.sum() == 2 * (16 // 2)  # each chosen pair names two heads
-    torch.testing.assert_close(scores, reference_edge_head_scores(counts, 8))
 
 
 def test_a_head_that_changes_code_scores_and_a_constant_one_does_not():
@@ -155,7 +215,7 @@ def test_edge_scores_at_gpt2_scale_stay_small():
     with _LargestTensor() as watch:
         scores = edge_scores(positive, negative)
     assert scores.shape == (144,)
-    assert scores.sum() == 2 * (144 * 144 // 2)
+    assert scores.sum() == 2 * (144 * 144 // 4)  # each of the top quarter of ordered pairs names two heads
     assert watch.largest < 256 * 2**20  # well under 2 GB; the dense table would be 6.6 GB
 
 
@@ -241,3 +301,40 @@ def test_metrics_at_threshold_of_a_mask_equal_those_of_the_head_set():
     assert from_mask == pytest.approx(metrics_at_threshold(SCORES, TRUTH, 0.3))
     assert from_mask["n_selected"] == 4.0  # 0.9 0.5 0.8 0.3: two in the truth, two not
     assert from_mask["precision"] == 0.5
+
+
+# One rule for "beats": more than n_sd sample sd above the reference mean.
+REFERENCE = [1.0, 2.0, 3.0]  # mean 2, sample sd 1: beats above 4, worse below 0
+
+
+@pytest.mark.parametrize(("value", "outcome", "phrase"), [
+    (4.5, "above", "beats"), (3.9, "within", "is no better than"), (0.5, "within", "is no better than"),
+    (-0.1, "below", "is worse than"),
+])
+def test_verdict_says_beats_only_beyond_two_sd(value, outcome, phrase):
+    result = verdict(value, REFERENCE, "the circuit", "random circuits")
+    assert result.outcome == outcome and result.beats == (outcome == "above")
+    assert result.sentence.startswith(f"the circuit ({value:.3f}) {phrase} random circuits (2.000 ± 1.000 sd over 3)")
+    assert (result.reference_mean, result.reference_sd, result.n_reference) == (2.0, 1.0, 3)
+
+
+def test_verdict_boundary_is_not_a_win():
+    assert not verdict(4.0, REFERENCE, "x", "y").beats  # exactly mean + 2 sd
+    assert verdict(4.0 + 1e-9, REFERENCE, "x", "y").beats
+    assert verdict(0.0, REFERENCE, "x", "y").outcome == "within"  # exactly mean − 2 sd
+    assert verdict(2.6, REFERENCE, "x", "y", n_sd=0.5).beats and not verdict(2.5, REFERENCE, "x", "y", n_sd=0.5).beats
+
+
+def test_verdict_takes_tensors_and_reports_a_floor():
+    result = verdict(-0.06, torch.tensor([-0.2, -0.1, -0.03]), "SAE circuit", "random circuits",
+                     floor=(0.0, "an empty circuit"))
+    assert result.outcome == "within" and result.below_floor
+    assert result.sentence.endswith("it is also worse than an empty circuit.")
+    assert not verdict(0.5, REFERENCE, "x", "y", floor=(0.0, "an empty circuit")).below_floor
+
+
+def test_verdict_refuses_a_reference_without_spread():
+    with pytest.raises(SaekitError, match="at least two"):
+        verdict(1.0, [0.5], "x", "y")
+    with pytest.raises(SaekitError, match="finite"):
+        verdict(float("nan"), REFERENCE, "x", "y")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("agg")
@@ -78,10 +80,35 @@ def test_code_histogram_draws_positive_counts_up_and_negative_counts_down():
 
 def test_explorers_build_and_draw_their_first_view_without_a_browser():
     codes = torch.randint(-1, 4, (6, 8))
-    box = explore_code_histograms(codes, codes, n_heads=4, initial=(1, 2))
-    assert box.children[0].value == 6
+    explorer = explore_code_histograms(codes, codes, n_heads=4, initial=(1, 2))
+    assert explorer.widget.children[0].value == 6
+    assert explorer.figure.axes[0].get_title().startswith("head 1.2")
     seen = []
-    box = explore_threshold(torch.rand(2, 4), lambda mask: seen.append(int(mask.sum())) or 0.5)
-    assert seen == [box.children[0].value]
-    box.children[0].value = 3
+    explorer = explore_threshold(torch.rand(2, 4), lambda mask: seen.append(int(mask.sum())) or 0.5)
+    assert seen == [explorer.widget.children[0].value]
+    explorer.widget.children[0].value = 3
     assert seen[-1] == 3
+    assert explorer.figure.axes[0].get_title() == "top 8 heads: faithfulness 0.50"
+
+
+def test_explorers_leave_a_static_figure_in_exported_html(tmp_path):
+    """Executed on a kernel and converted with nbconvert without the widget state (which a saved
+    notebook and the docs do not have), each explorer's cell still shows its figure as a PNG."""
+    import nbclient
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import torch\nfrom saekit.viz import explore_code_histograms, explore_threshold\n"
+                                  "codes = torch.randint(-1, 4, (6, 8), generator=torch.Generator().manual_seed(0))"),
+        nbformat.v4.new_code_cell("explore_code_histograms(codes, codes, n_heads=4)"),
+        nbformat.v4.new_code_cell("explore_threshold(torch.rand(2, 4), lambda mask: 0.5)"),
+    ])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell in notebook.cells[1:]:
+        kinds = [set(output.get("data", {})) for output in cell.outputs]
+        assert any("application/vnd.jupyter.widget-view+json" in kind for kind in kinds), kinds
+        assert kinds[-1] >= {"image/png"}, "the static figure comes last, under the widget"
+    notebook.metadata.pop("widgets", None)
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    assert len(re.findall(r'<img[^>]*src="data:image/png;base64', html)) == 2

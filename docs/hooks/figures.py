@@ -1,13 +1,17 @@
-"""mkdocs hook: draw the figures of docs/method.md from the shipped toy model (offline, ~10 s).
+"""mkdocs hook: draw the figures of docs/method.md from the shipped toy model (offline).
 
-They are build outputs, not committed: drawn before each build where missing or older than the
-model, so they always show what the shipped model does. By hand: ``python docs/hooks/figures.py``.
+They are build outputs, kept out of the source tree: drawn into a cache folder (by default
+``~/.cache/saekit/docs-figures``, or ``$SAEKIT_DOCS_FIGURES``) where missing or older than the
+model, so they always show what the shipped model does and a rebuild does not retrain, and added
+to the site as ``figures/*.png``. By hand: ``python docs/hooks/figures.py [FOLDER]``.
 Writes scores.png (node scores with the known circuit outlined), codes.png (the code histogram of
-the best-scoring head) and roc.png (ROC of the node score over five seeds) into docs/figures/.
+the best-scoring head) and roc.png (ROC of the node score over five seeds).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -25,13 +29,13 @@ from saekit.tasks import make_task  # noqa: E402
 from saekit.tasks.ground_truth import ground_truth_heads  # noqa: E402
 from saekit.viz import plot_code_histogram, plot_head_grid, plot_roc  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+FIGURES = Path(os.environ.get("SAEKIT_DOCS_FIGURES") or Path.home() / ".cache" / "saekit" / "docs-figures")
 NAMES = ("scores.png", "codes.png", "roc.png")
 MODEL, TASK = "toy-4l", "greater-than"
 
 
-def main() -> None:
-    FIGURES.mkdir(exist_ok=True)
+def main(folder: Path = FIGURES) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     model = saekit.load_model(MODEL)
     task = make_task(TASK, model, n_pairs=250, seed=0)
     truth = ground_truth_heads(MODEL, TASK)
@@ -39,11 +43,11 @@ def main() -> None:
 
     ax = plot_head_grid(result.scores[0], title=f"{TASK} on {MODEL}: node score |P \\ N| per head",
                         label="codes only on positives", highlight=truth, highlight_label="known circuit")
-    ax.figure.savefig(FIGURES / "scores.png", dpi=120)
+    ax.figure.savefig(folder / "scores.png", dpi=120)
 
     ax = plot_roc({f"seed {seed}": scores for seed, scores in zip(result.seeds, result.scores)}, truth,
                   title=f"{TASK} on {MODEL}: ROC of the node score")
-    ax.figure.savefig(FIGURES / "roc.png", dpi=120)
+    ax.figure.savefig(folder / "roc.png", dpi=120)
 
     activations = head_activations(model, task, progress=False)
     examples = torch.cat([activations.positive, activations.negative])
@@ -53,11 +57,14 @@ def main() -> None:
     flat = best[0] * activations.n_heads + best[1]
     ax = plot_code_histogram(head_codes(sae, activations.positive)[:, flat], head_codes(sae, activations.negative)[:, flat],
                              title=f"head {best[0]}.{best[1]} on {TASK}")
-    ax.figure.savefig(FIGURES / "codes.png", dpi=120)
+    ax.figure.savefig(folder / "codes.png", dpi=120)
 
 
-def on_pre_build(config) -> None:
-    """Draw the figures unless they are newer than the shipped model and its ground truth."""
+def on_files(files, config):
+    """Draw the figures unless the cached ones are newer than the shipped model and its ground
+    truth, and publish them as ``figures/<name>`` (nothing is written into docs/)."""
+    from mkdocs.structure.files import File
+
     from saekit.zoo import toy_model_dir
 
     sources = [toy_model_dir(MODEL) / name for name in ("model.safetensors", "ground_truth.json")]
@@ -65,7 +72,10 @@ def on_pre_build(config) -> None:
     paths = [FIGURES / name for name in NAMES]
     if not all(path.is_file() and path.stat().st_mtime > newest_source for path in paths):
         main()
+    for path in paths:
+        files.append(File.generated(config, f"figures/{path.name}", abs_src_path=str(path)))
+    return files
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else FIGURES)

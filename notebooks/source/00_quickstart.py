@@ -33,9 +33,10 @@ import torch
 
 import saekit
 from saekit.ablation import circuit_table
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
+from saekit.scoring import verdict
 from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_heads
 from saekit.viz import plot_head_grid, plot_roc
@@ -128,10 +129,15 @@ checks.top_k_heads(top_k_heads)
 #
 # Keep only the circuit's heads and replace every other head's output (`hook_z`) by its mean
 # over the negatives. If the circuit carries the task, the metric stays close to the full
-# model's; a random set of heads of the same size should do much worse. (The cell checks the
-# parts that must always hold — ablating everything breaks the task, the known circuit beats
-# random heads — and *reports* whether the SAE circuit does: that is the experiment.) Normalised faithfulness
-# puts the numbers on one scale: 0 = everything ablated, 1 = the full model.
+# model's; a random set of heads of the same size should do much worse. Normalised faithfulness
+# puts the numbers on one scale: 0 = everything ablated, 1 = the full model; below 0 the circuit
+# is worse than keeping no head at all.
+#
+# A circuit *beats* random circuits only if its faithfulness lies more than two standard
+# deviations above theirs (`saekit.scoring.verdict`, the rule every notebook uses); otherwise it is
+# no better than chance. The cell checks what must always hold — ablating everything breaks the
+# task, the known circuit beats random heads — and *reports* the SAE circuit's verdict: that is
+# the experiment.
 
 # %%
 size = CIRCUIT_SIZE if CIRCUIT_SIZE is not None else (len(truth) if truth is not None else max(1, scores.numel() // 4))
@@ -147,10 +153,16 @@ for name, metric, faithful in rows:
     print(f"{name:<34}{metric:>14.3f}{faithful:>14.2f}")
 assert set(table.found_circuit.heads) == circuit
 assert table.full > table.ablated_all, "ablating every head should break the task"
+random_faithfulness, empty = table.random_circuit.faithfulnesses, (0.0, "an empty circuit (every head ablated)")
+print()
 if table.ground_truth_circuit is not None:
-    assert table.ground_truth_circuit.faithfulness > table.random_circuit.faithfulness_mean, "the known circuit should beat random heads"
-verdict = "beats" if table.found_circuit.faithfulness > table.random_circuit.faithfulness_mean else "does NOT beat"
-print(f"\nThe SAE circuit {verdict} random circuits of the same size.")
+    known = verdict(table.ground_truth_circuit.faithfulness, random_faithfulness, "The known circuit's faithfulness",
+                    f"random {size}-head circuits", floor=empty)
+    print(known.sentence)
+    assert known.beats, "the known circuit should beat random heads (mean + 2 sd)"
+found = verdict(table.found_circuit.faithfulness, random_faithfulness, "The SAE circuit's faithfulness",
+                f"random {size}-head circuits", floor=empty)
+print(found.sentence)
 
 # %% [markdown]
 # ## What next

@@ -27,7 +27,7 @@ import torch
 
 import saekit
 from saekit.activations import head_activations
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.tasks import make_task
 
 torch.set_grad_enabled(False)

@@ -36,7 +36,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import head_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.sae import reconstruction_metrics, train_sae

@@ -31,7 +31,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import NO_CODE, head_codes, n_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import paper_config
 from saekit.sae import train_sae
 from saekit.scoring import node_scores
@@ -117,8 +117,8 @@ assert only_positive[best] > only_positive[worst] or only_positive.max() == only
 # ## 3. Explore
 #
 # Pick any head (layer.head) and compare its histograms. Which heads would you call part of the
-# circuit before seeing any score? (The widget needs a live Jupyter kernel; in the rendered
-# documentation only the static figures above are shown.)
+# circuit before seeing any score? (The dropdown needs a live Jupyter kernel; the figure under
+# it is a static copy of its first view, which is what exported and rendered pages show.)
 
 # %%
 explore_code_histograms(positive_codes, negative_codes, n_heads, initial=divmod(best, n_heads))

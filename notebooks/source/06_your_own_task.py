@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 import saekit
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
+from saekit.scoring import roc_auc, verdict
 from saekit.tasks import task_from_strings
 from saekit.tasks.ground_truth import ground_truth_heads
 from saekit.tasks.toy import NAMES, OBJECTS, PLACES
@@ -151,7 +152,13 @@ with torch.no_grad():
 # ## 4. Run the method on each version
 #
 # Same model, same positives, three kinds of negatives. With a known circuit for the built-in
-# task we can see which contrast finds it.
+# task we can measure how well each contrast ranks its heads, and compare each ROC AUC with
+# chance: the AUCs of random rankings of the heads (`saekit.scoring.verdict`, the two-sd rule
+# every notebook uses). Do not expect the good negative to win on every model and seed: a bad
+# contrast changes many heads' codes at once, circuit heads among them, so it can rank them
+# above chance too. What it cannot tell you is *which* information those heads carry: with the
+# shuffled negative, "the prompt is no longer a sentence" is as much a reason as the repeated
+# name.
 
 # %%
 try:
@@ -162,9 +169,13 @@ except TaskError as err:
 results = {name: discover(model, task, paper_config(TASK), seeds=[SEED], ground_truth=truth, progress=False)
            for name, task in tasks.items()}
 for name, result in results.items():
-    auc = f"AUC vs the known {TASK} circuit {result.auc_mean:.3f}" if truth is not None else ""
-    print(f"{name:>18}: top heads {result.ranked_heads[:5]}  {auc}")
+    print(f"{name:>18}: top heads {result.ranked_heads[:5]}")
 if truth is not None:
+    chance_rng = torch.Generator().manual_seed(SEED)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    chance = [roc_auc(torch.rand(n_layers, n_heads, generator=chance_rng), truth) for _ in range(200)]
+    for name, result in results.items():
+        print(verdict(result.auc_mean, chance, f"{name}: ROC AUC vs the known {TASK} circuit", "random rankings").sentence)
     best = max(results, key=lambda name: results[name].auc_mean)
     print(f"\nclosest to the known {TASK} circuit: {best}")
 

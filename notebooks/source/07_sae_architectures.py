@@ -25,6 +25,7 @@ SEED = 0  # first seed; seeds SEED .. SEED + N_SEEDS - 1 are run
 N_SEEDS = 2  # the benchmark in docs/sae_architectures.md uses 10; each seed trains one more SAE per architecture
 N_PAIRS = 100
 ARCHITECTURES = None  # None: every architecture in saekit.sae.ARCHITECTURES, or e.g. ["relu", "topk"]
+# (with papermill: -y "ARCHITECTURES: [relu, topk]"; -p passes one string, e.g. -p ARCHITECTURES topk)
 
 # %%
 import math
@@ -36,7 +37,7 @@ import torch
 import saekit
 from saekit.activations import head_activations
 from saekit.codes import NO_CODE, codes_from_latents, head_codes, n_codes
-from saekit.course import checks
+from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.sae import ARCHITECTURES as REGISTRY

@@ -2,8 +2,9 @@
 
 ``validate`` prints the paper's table 4 for a model and task: the full model, every head
 ablated, the ground-truth circuit, the circuit the SAE method finds, and random circuits of the
-same size. ``compare`` ranks heads with the SAE method and the four expensive baselines and
-reports each one's ROC AUC against the ground truth and its wall time.
+same size. ``compare`` ranks heads with the SAE method and every baseline of
+:data:`saekit.baselines.BASELINES` (four expensive ones, four trivial ones the method must beat)
+and reports each one's ROC AUC against the ground truth and its wall time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def register(subparsers) -> None:
     validate.set_defaults(handler=run_validate)
 
     compare = subparsers.add_parser(
-        "compare", help="ROC AUC and time: SAE method vs activation/attribution patching, HISP and ACDC over heads"
+        "compare", help="ROC AUC and time: SAE method vs activation/attribution patching, HISP, ACDC over heads "
+                        "and the trivial baselines (head norm, mean difference, probe, layer index)"
     )
     _common(compare)
     compare.set_defaults(handler=run_compare)

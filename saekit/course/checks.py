@@ -1,8 +1,9 @@
 """Exercise checks: each takes the learner's function, tries it on small inputs, and explains.
 
-A check prints one line when the function is right and raises :class:`ExerciseFailed` with a
-hint when it is not. The hints name the usual mistakes (padding inside a mean, variance about
-zero, a missing "no code" sentinel, ...), so read them before looking at the solution.
+A check prints one line when the function is right and raises
+[`ExerciseFailed`][saekit.course.checks.ExerciseFailed] with a hint when it is not. The hints
+name the usual mistakes (padding inside a mean, variance about zero, a missing "no code"
+sentinel, ...), so read them before looking at the solution.
 Inputs are random but seeded by a local generator: a check gives the same verdict every run.
 """
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from saekit.course import solutions
 
 
 class ExerciseFailed(AssertionError):
@@ -27,7 +30,10 @@ def _call(name: str, fn: Callable, *args: Any) -> Any:
     try:
         return fn(*args)
     except NotImplementedError:
-        raise ExerciseFailed(f"{name}: not implemented yet. Replace the stub with your code.") from None
+        raise ExerciseFailed(
+            f"{name}: not implemented yet. Replace the stub with your code, or skip the exercise with "
+            f"`{getattr(fn, '__name__', name)} = use_solution({name!r})`."
+        ) from None
     except Exception as err:  # the learner's bug, reported with its type and message
         raise ExerciseFailed(f"{name}: your function raised {type(err).__name__}: {err}") from err
 
@@ -45,29 +51,46 @@ def _passed(name: str) -> None:
 
 
 def top_k_heads(fn: Callable[[Tensor, int], set[tuple[int, int]]]) -> None:
-    """``fn(scores [n_layers, n_heads], k)`` → the set of the ``k`` best (layer, head) pairs."""
+    """``fn(scores [n_layers, n_heads], k)`` → the set of the ``k`` best (layer, head) pairs.
+
+    Ties go to the lower flat index (``layer * n_heads + head``): the second and third cases are
+    counts with ties across the cut, where ``torch.topk`` (no promised order among ties) fails.
+    """
     name = "top_k_heads"
-    scores = torch.rand(3, 4, generator=_rng())
-    got = _call(name, fn, scores, 5)
-    if not isinstance(got, (set, frozenset)):
-        raise ExerciseFailed(f"{name}: return a set of (layer, head) tuples, not {type(got).__name__}.")
-    if not all(isinstance(item, tuple) and len(item) == 2 for item in got):
-        raise ExerciseFailed(
-            f"{name}: every element must be a (layer, head) tuple; got e.g. {next(iter(got), None)!r}. "
-            "Hint: a flat index i is layer i // n_heads, head i % n_heads."
-        )
-    flat = scores.flatten().argsort(descending=True)
-    want = {(int(i) // 4, int(i) % 4) for i in flat[:5]}
-    worst = {(int(i) // 4, int(i) % 4) for i in flat[-5:]}
-    if got == worst:
-        raise ExerciseFailed(f"{name}: you picked the lowest scores; sort in descending order.")
-    if len(got) != 5:
-        raise ExerciseFailed(f"{name}: asked for k=5 heads, got {len(got)}.")
-    if got != want:
-        raise ExerciseFailed(
-            f"{name}: wrong heads. Hint: flatten the [n_layers, n_heads] grid, take the top k "
-            "flat indices, and convert each back with divmod(index, n_heads)."
-        )
+    cases = [
+        (torch.rand(3, 4, generator=_rng()), 5),
+        (torch.tensor([[2.0, 5.0, 2.0, 0.0], [5.0, 1.0, 2.0, 2.0], [0.0, 5.0, 1.0, 3.0]]), 5),
+        (torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]]), 4),
+    ]
+    for scores, k in cases:
+        got = _call(name, fn, scores.clone(), k)
+        if not isinstance(got, (set, frozenset)):
+            raise ExerciseFailed(f"{name}: return a set of (layer, head) tuples, not {type(got).__name__}.")
+        if not all(isinstance(item, tuple) and len(item) == 2 for item in got):
+            raise ExerciseFailed(
+                f"{name}: every element must be a (layer, head) tuple; got e.g. {next(iter(got), None)!r}. "
+                "Hint: a flat index i is layer i // n_heads, head i % n_heads."
+            )
+        n_heads = scores.shape[1]
+        flat = torch.sort(scores.flatten(), descending=True, stable=True).indices
+        want = solutions.top_k_heads(scores, k)
+        worst = {divmod(int(i), n_heads) for i in flat[-k:]}
+        if got == worst:
+            raise ExerciseFailed(f"{name}: you picked the lowest scores; sort in descending order.")
+        if len(got) != k:
+            raise ExerciseFailed(f"{name}: asked for k={k} heads, got {len(got)}.")
+        in_range = all(0 <= layer < scores.shape[0] and 0 <= head < n_heads for layer, head in got)
+        if got != want and in_range and sorted(float(scores[h]) for h in got) == sorted(float(scores[h]) for h in want):
+            raise ExerciseFailed(
+                f"{name}: right scores, wrong heads among the ties (scores {scores.tolist()}, k={k}). Equal "
+                "scores go to the lower flat index; torch.topk promises no order among ties, a stable "
+                "descending sort does: torch.sort(flat, descending=True, stable=True)."
+            )
+        if got != want:
+            raise ExerciseFailed(
+                f"{name}: wrong heads. Hint: flatten the [n_layers, n_heads] grid, take the top k "
+                "flat indices, and convert each back with divmod(index, n_heads)."
+            )
     _passed(name)
 
 
@@ -83,7 +106,7 @@ def head_writes(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
             "head axis: 'batch pos head d_head, head d_head d_model -> batch pos head d_model'."
         )
     got = _tensor(name, got, (2, 5, 3, 6))
-    want = torch.einsum("bphd,hdm->bphm", z, w_o)
+    want = solutions.head_writes(z, w_o)
     if not torch.allclose(got, want, atol=1e-5):
         raise ExerciseFailed(
             f"{name}: wrong values. Each head h multiplies its own z[..., h, :] by its own W_O[h]; "
@@ -100,7 +123,7 @@ def masked_position_mean(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     lengths = torch.tensor([6, 3, 1])
     got = _tensor(name, _call(name, fn, values, lengths), (3, 2, 4))
     real = (torch.arange(6) < lengths[:, None])[:, :, None, None]
-    want = (values * real).sum(1) / lengths[:, None, None]
+    want = solutions.masked_position_mean(values, lengths)
     if torch.allclose(got, values.mean(1), atol=1e-5):
         raise ExerciseFailed(
             f"{name}: you averaged over padding too. Build a mask `arange(seq) < lengths[:, None]` and "
@@ -142,14 +165,14 @@ def sae_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> None:
     name = "sae_loss"
     rng = _rng()
     x, x_hat = torch.randn(6, 4, generator=rng), torch.randn(6, 4, generator=rng)
-    latents = torch.randn(6, 10, generator=rng).relu()
+    latents = torch.randn(6, 10, generator=rng)  # signed (as AbsTopK's are), so the L1 norm needs |f|
     got = _call(name, fn, x, x_hat, latents, 0.1)
     if not isinstance(got, Tensor) or got.numel() != 1:
         raise ExerciseFailed(f"{name}: return a single-number tensor (so loss.backward() works).")
     got = float(got)
     mse = (x_hat - x).pow(2).mean()
     l1 = latents.abs().sum(-1).mean()
-    want = float(mse + 0.1 * l1)
+    want = float(solutions.sae_loss(x, x_hat, latents, 0.1))
     if abs(got - float(mse + 0.1 * latents.abs().mean())) < 1e-5:
         raise ExerciseFailed(
             f"{name}: your L1 term averages over latents too. The penalty is the L1 norm of each "
@@ -157,6 +180,10 @@ def sae_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> None:
         )
     if abs(got - float(mse)) < 1e-5:
         raise ExerciseFailed(f"{name}: the sparsity penalty is missing; add l1_coefficient · mean ‖f‖₁.")
+    if abs(got - float(mse + 0.1 * latents.sum(-1).mean())) < 1e-5:
+        raise ExerciseFailed(f"{name}: the L1 norm sums |f|, not f: a negative latent costs as much as a positive one.")
+    if abs(got - float((x_hat - x).pow(2).sum(-1).mean() + 0.1 * l1)) < 1e-5:
+        raise ExerciseFailed(f"{name}: you summed the squared error over dimensions; the MSE averages over them too.")
     if abs(got - want) > 1e-5:
         raise ExerciseFailed(
             f"{name}: expected {want:.4f}, got {got:.4f}. Loss = mean((x̂ − x)²) over samples and "
@@ -169,16 +196,28 @@ def explained_variance(fn: Callable[[Tensor, Tensor], Any]) -> None:
     """``fn(x [n, d], x_hat [n, d])`` → fraction of the variance of x (about its mean) explained."""
     name = "explained_variance"
     rng = _rng()
-    x = torch.randn(50, 8, generator=rng) + 3.0
+    # Features with their own offsets and scales: a global mean or a per-feature average differs.
+    x = torch.randn(50, 8, generator=rng) * torch.linspace(0.5, 3.0, 8) + torch.arange(8.0)
     x_hat = x + 0.5 * torch.randn(50, 8, generator=rng)
     got = float(_call(name, fn, x, x_hat))
     residual = (x - x_hat).pow(2).sum()
-    want = float(1 - residual / (x - x.mean(0)).pow(2).sum())
+    want = solutions.explained_variance(x, x_hat)
     about_zero = float(1 - residual / x.pow(2).sum())
+    about_global_mean = float(1 - residual / (x - x.mean()).pow(2).sum())
+    per_feature = float((1 - (x - x_hat).pow(2).sum(0) / (x - x.mean(0)).pow(2).sum(0)).mean())
     if abs(got - about_zero) < 1e-4:
         raise ExerciseFailed(
             f"{name}: you measured variance about zero. Subtract the per-feature mean x.mean(0) first, "
             "or a constant offset counts as 'explained' (here it inflates the score)."
+        )
+    if abs(got - about_global_mean) < 1e-4:
+        raise ExerciseFailed(
+            f"{name}: you subtracted one mean over everything (x.mean()); each feature has its own mean: x.mean(0)."
+        )
+    if abs(got - per_feature) < 1e-4:
+        raise ExerciseFailed(
+            f"{name}: you averaged one score per feature; pool the sums over all samples and dimensions "
+            "first, so that high-variance features weigh more."
         )
     if abs(got - want) > 1e-4:
         raise ExerciseFailed(f"{name}: expected {want:.4f}, got {got:.4f}. Formula: 1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖².")
@@ -188,13 +227,13 @@ def explained_variance(fn: Callable[[Tensor, Tensor], Any]) -> None:
 def codes_from_latents(fn: Callable[[Tensor], Tensor]) -> None:
     """``fn(latents [..., d_sae])`` → argmax codes, with ``NO_CODE`` (-1) for all-zero rows."""
     from saekit.codes import NO_CODE
-    from saekit.codes import codes_from_latents as reference
 
     name = "codes_from_latents"
     latents = torch.rand(4, 3, 7, generator=_rng()).relu() * (torch.rand(4, 3, 1, generator=_rng(1)) > 0.3)
     latents[0, 0] = 0.0
+    latents[:, :, :2] = 0.0  # zeros inside rows that do have a code
     got = _tensor(name, _call(name, fn, latents.clone()), (4, 3))
-    want = reference(latents)
+    want = solutions.codes_from_latents(latents)
     if got.is_floating_point():
         raise ExerciseFailed(f"{name}: codes are integer indices; return a long tensor (argmax gives one).")
     silent = want == NO_CODE
@@ -203,6 +242,8 @@ def codes_from_latents(fn: Callable[[Tensor], Tensor]) -> None:
             f"{name}: rows where every latent is 0 must get NO_CODE = {NO_CODE}. argmax of all zeros "
             "returns 0, which would pretend the head used latent 0."
         )
+    if torch.equal(got, want.masked_fill((latents == 0).any(-1), NO_CODE)):
+        raise ExerciseFailed(f"{name}: a row with SOME zero latents still has a code; NO_CODE only when ALL are zero.")
     if not torch.equal(got, want):
         raise ExerciseFailed(f"{name}: wrong codes. The code is the index of the largest latent (argmax over the last axis).")
     _passed(name)
@@ -217,7 +258,7 @@ def node_scores(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     negative[:, 0] = 9  # head 0: no positive code is ever seen on a negative
     got = _tensor(name, _call(name, fn, positive, negative), (5,))
     sets = [(set(positive[:, h].tolist()), set(negative[:, h].tolist())) for h in range(5)]
-    want = torch.tensor([len(p - n) for p, n in sets])
+    want = solutions.node_scores(positive, negative)
     if torch.equal(got.long(), torch.tensor([len(n - p) for p, n in sets])):
         raise ExerciseFailed(f"{name}: you counted codes of the negatives missing from the positives; it is P minus N.")
     if torch.equal(got.long(), torch.tensor([len(p & n) for p, n in sets])):
@@ -233,17 +274,22 @@ def node_scores(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
 def precision_recall_at_k(fn: Callable[[Tensor, Tensor, int], tuple[float, float]]) -> None:
     """``fn(scores [n], is_true [n] bool, k)`` → (precision, recall) of the top-k heads."""
     name = "precision_recall_at_k"
-    scores = torch.tensor([0.9, 0.1, 0.8, 0.7, 0.2, 0.6])
-    is_true = torch.tensor([True, True, False, True, False, False])
-    got = _call(name, fn, scores, is_true, 4)
+    # The top 3 (heads 0, 2, 3) hold 2 of the 4 circuit heads, the bottom 3 none, the first 3 one.
+    scores = torch.tensor([0.9, 0.1, 0.8, 0.7, 0.2, 0.6, 0.3, 0.4])
+    is_true = torch.tensor([True, False, False, True, False, True, False, True])
+    got = _call(name, fn, scores, is_true, 3)
     if not (isinstance(got, tuple) and len(got) == 2):
         raise ExerciseFailed(f"{name}: return a (precision, recall) tuple.")
     precision, recall = (float(v) for v in got)
-    if abs(precision - 2 / 3) < 1e-6 and abs(recall - 0.5) < 1e-6:
+    if abs(precision - 0.5) < 1e-6 and abs(recall - 2 / 3) < 1e-6:
         raise ExerciseFailed(f"{name}: precision and recall are swapped.")
-    if abs(precision - 0.5) > 1e-6 or abs(recall - 2 / 3) > 1e-6:
+    if precision == 0 and recall == 0:
+        raise ExerciseFailed(f"{name}: none of your k heads is a circuit head: you took the lowest scores; sort in descending order.")
+    if abs(precision - 1 / 3) < 1e-6 and abs(recall - 0.25) < 1e-6:
+        raise ExerciseFailed(f"{name}: you took the first k heads by index; take the k highest scores.")
+    if abs(precision - 2 / 3) > 1e-6 or abs(recall - 0.5) > 1e-6:
         raise ExerciseFailed(
-            f"{name}: expected (0.500, 0.667), got ({precision:.3f}, {recall:.3f}). Precision = true heads "
+            f"{name}: expected (0.667, 0.500), got ({precision:.3f}, {recall:.3f}). Precision = true heads "
             "among the k picked / k; recall = true heads picked / all true heads."
         )
     _passed(name)
@@ -252,13 +298,14 @@ def precision_recall_at_k(fn: Callable[[Tensor, Tensor, int], tuple[float, float
 def normalised_faithfulness(fn: Callable[[float, float, float], float]) -> None:
     """``fn(metric_circuit, metric_empty, metric_model)`` → (F(C) − F(∅)) / (F(M) − F(∅))."""
     name = "normalised_faithfulness"
-    cases = [((3.0, -1.0, 4.0), 0.8), ((-1.0, -1.0, 4.0), 0.0), ((5.0, 1.0, 3.0), 2.0)]
+    cases = [((3.0, -1.0, 4.0), 0.8), ((-1.0, -1.0, 4.0), 0.0), ((5.0, 1.0, 3.0), 2.0), ((-3.0, -1.0, 4.0), -0.4)]
     for args, want in cases:
         got = float(_call(name, fn, *args))
         if abs(got - want) > 1e-6:
             raise ExerciseFailed(
                 f"{name}{args}: expected {want}, got {got:.4f}. Subtract the empty circuit's metric from both "
-                "the circuit's and the full model's: 0 means 'no better than nothing', 1 'as good as the model'."
+                "the circuit's and the full model's: 0 means 'no better than nothing', 1 'as good as the model'; "
+                "do not clip: below 0 (worse than nothing) and above 1 are results too."
             )
     _passed(name)
 
@@ -270,7 +317,7 @@ def mean_ablate(fn: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
     z, mean_z = torch.randn(2, 3, 4, 5, generator=rng), torch.randn(4, 5, generator=rng)
     keep = torch.tensor([True, False, True, False])
     got = _tensor(name, _call(name, fn, z.clone(), mean_z, keep), tuple(z.shape))
-    want = torch.where(keep[:, None], z, mean_z)
+    want = solutions.mean_ablate(z, mean_z, keep)
     if torch.allclose(got, torch.where(~keep[:, None], z, mean_z)):
         raise ExerciseFailed(f"{name}: you replaced the circuit's heads; replace the heads OUTSIDE it (keep is False).")
     if not torch.allclose(got, want):
@@ -289,6 +336,8 @@ def third_name_negative(fn: Callable[[str, str, str], str]) -> None:
          "When Mary and Alice went to the park , John gave a ball to"),
         ("Then , Sam and Samuel had fun at the beach . Sam gave a key to", "Sam", "Rose",
          "Then , Rose and Samuel had fun at the beach . Sam gave a key to"),
+        ("When Samuel and Sam went to the store , Sam gave a drink to", "Sam", "Rose",
+         "When Samuel and Rose went to the store , Sam gave a drink to"),
     ]
     for positive, subject, replacement, want in cases:
         got = _call(name, fn, positive, subject, replacement)
@@ -317,7 +366,7 @@ def topk_activation(fn: Callable[[Tensor, int], Tensor]) -> None:
     got = _tensor(name, _call(name, fn, pre.clone(), 3), tuple(pre.shape))
     values, indices = pre.topk(3, dim=-1)
     without_relu = torch.zeros_like(pre).scatter(-1, indices, values)
-    want = without_relu.relu()
+    want = solutions.topk_activation(pre, 3)
     smallest = pre.topk(3, dim=-1, largest=False)
     kept_smallest = torch.zeros_like(pre).scatter(-1, smallest.indices, smallest.values)
     by_magnitude = pre.abs().topk(3, dim=-1).indices
@@ -357,7 +406,7 @@ def signed_codes(fn: Callable[[Tensor], Tensor]) -> None:
     got = _tensor(name, _call(name, fn, latents.clone()), (4, 3))
     if got.is_floating_point():
         raise ExerciseFailed(f"{name}: codes are integer indices; return a long tensor (argmax gives one).")
-    want = reference(latents, signed=True)
+    want = solutions.signed_codes(latents)
     silent = want == NO_CODE
     unsigned_index = latents.abs().argmax(-1)
     if torch.equal(got[~silent], reference(latents)[~silent]):

@@ -9,10 +9,11 @@ two marker lines::
         ...
         # END SOLUTION
 
-:func:`build` writes ``notebooks/NN_name.ipynb`` with the markers removed (the solution, run
+[`build`][saekit.course.generate.build] writes ``notebooks/NN_name.ipynb`` with the markers removed (the solution, run
 by CI) and ``notebooks/exercises/NN_name.ipynb`` with each marked block replaced by a stub that
-raises ``NotImplementedError`` (what a learner fills in). Both are written without outputs and
-with fixed cell ids, so regenerating an unchanged source gives byte-identical files and
+raises ``NotImplementedError`` (what a learner fills in), followed by a commented-out
+``name = use_solution("check")`` line that skips the exercise with the reference solution.
+Both are written without outputs and with fixed cell ids, so regenerating an unchanged source gives byte-identical files and
 ``python -m saekit.course --check`` can tell whether the committed notebooks are up to date.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB_LINES = ("# YOUR CODE HERE", 'raise NotImplementedError("Exercise: replace this line with your code.")')
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)# (?P<kind>BEGIN|END) SOLUTION[ \t]*$")
+SKIP_HINT = "# Stuck? Uncomment the next line to take the reference solution and go on:"
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -38,6 +40,7 @@ class Exercise:
     solution_code: str
     stub_code: str
     check_code: str
+    skip_call: str
 
 
 def _split_solution(source: str, where: str) -> tuple[str, str]:
@@ -61,6 +64,23 @@ def _split_solution(source: str, where: str) -> tuple[str, str]:
     if inside:
         raise ValueError(f"{where}: {BEGIN} is never closed by {END}.")
     return "\n".join(solution), "\n".join(stub)
+
+
+def _check_cell(cells: list, number: int, where: str) -> str:
+    """The check of the exercise in code cell ``number``: the next code cell calling ``checks.``."""
+    check = next((cell.source for cell in cells[number + 1:] if "checks." in cell.source), None)
+    if check is None:
+        raise ValueError(f"{where}: exercise cell {number} has no checks.* cell after it.")
+    return check
+
+
+def _skip_call(exercise_code: str, check_code: str, where: str) -> str:
+    """``function = use_solution("check")``: the line that replaces the exercise's function."""
+    function = re.search(r"^def (\w+)\(", exercise_code, re.MULTILINE)
+    check = re.search(r"checks\.(\w+)\(", check_code)
+    if function is None or check is None:
+        raise ValueError(f"{where}: an exercise cell defines a function and its check cell calls checks.<name>(...).")
+    return f'{function[1]} = use_solution("{check[1]}")'
 
 
 def _read_source(path: Path):
@@ -94,10 +114,14 @@ def render(source_path: Path) -> dict[str, str]:
     texts = {}
     for version in ("solution", "exercise"):
         notebook = copy.deepcopy(_read_source(source_path))
-        for number, cell in enumerate(notebook.cells):
-            if cell.cell_type == "code":
-                solution, stub = _split_solution(cell.source, f"{source_path.name}, cell {number}")
-                cell.source = solution if version == "solution" else stub
+        code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        for number, cell in enumerate(code_cells):
+            where = f"{source_path.name}, code cell {number}"
+            solution, stub = _split_solution(cell.source, where)
+            if version == "exercise" and BEGIN in cell.source:
+                skip = _skip_call(cell.source, _check_cell(code_cells, number, where), where)
+                stub = f"{stub}\n\n\n{SKIP_HINT}\n# {skip}"
+            cell.source = solution if version == "solution" else stub
         texts[version] = nbformat.writes(_clean(notebook, stem, version)) + "\n"
     return texts
 
@@ -142,9 +166,8 @@ def exercises(source_path: Path) -> list[Exercise]:
     for number, cell in enumerate(cells):
         if BEGIN not in cell.source:
             continue
-        check = next((c.source for c in cells[number + 1:] if "checks." in c.source), None)
-        if check is None:
-            raise ValueError(f"{source_path.name}: exercise cell {number} has no checks.* cell after it.")
+        check = _check_cell(cells, number, source_path.name)
         solution, stub = _split_solution(cell.source, source_path.name)
-        found.append(Exercise(source_path.stem, len(found) + 1, solution, stub, check))
+        skip = _skip_call(cell.source, check, source_path.name)
+        found.append(Exercise(source_path.stem, len(found) + 1, solution, stub, check, skip))
     return found

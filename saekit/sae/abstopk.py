@@ -7,7 +7,7 @@ arXiv 2510.00404, 2025): latents of either sign.
 AbsTopK_k keeps each sample's k pre-activations of largest magnitude with their signs (no ReLU),
 so one latent can describe a direction and its opposite. The SAE is ``signed``: codes then use
 argmax |f| and tell the sign apart (index for positive, index + d_sae for negative).
-AuxK as in :mod:`saekit.sae.topk`, on magnitudes. sae-lens: ``abstopk``.
+AuxK as in `saekit.sae.topk`, on magnitudes. sae-lens: ``abstopk``.
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ pre-encoder / post-decoder bias ``b``:
 
     pre = W_enc (x − b) + b_enc        f = σ(pre)        x̂ = W_dec f + b
 
-They differ only in the sparsifying rule σ (at inference: :meth:`SAE.activate`; during
-training, where some rules look at the whole batch: :meth:`SAE.training_latents`), in what they
-add to the reconstruction loss (:meth:`SAE.penalty`), and in what they read from the samples
-before training (:meth:`SAE.prepare`) or fix once it ends (:meth:`SAE.calibrate`). Each
-architecture module registers its class with :func:`register`.
+They differ only in the sparsifying rule σ (at inference:
+[`SAE.activate`][saekit.sae.base.SAE.activate]; during training, where some rules look at the
+whole batch: [`SAE.training_latents`][saekit.sae.base.SAE.training_latents]), in what they add to
+the reconstruction loss ([`SAE.penalty`][saekit.sae.base.SAE.penalty]), and in what they read from
+the samples before training ([`SAE.prepare`][saekit.sae.base.SAE.prepare]) or fix once it ends
+([`SAE.calibrate`][saekit.sae.base.SAE.calibrate]). Each architecture module registers its class with `register`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from saekit.errors import SAEError
 if TYPE_CHECKING:
     from saekit.sae.config import SAEConfig
 
-#: Architecture name → SAE class; :class:`~saekit.sae.SAEConfig` validates against it.
+#: Architecture name → SAE class; [`SAEConfig`][saekit.sae.SAEConfig] validates against it.
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
 
@@ -40,7 +41,7 @@ def register(cls: type[SAE]) -> type[SAE]:
 
 @dataclass(frozen=True)
 class TrainingStep:
-    """What one full-batch training step hands to an architecture's :meth:`SAE.penalty`."""
+    """What one full-batch training step hands to an architecture's [`SAE.penalty`][saekit.sae.base.SAE.penalty]."""
 
     centered: Float[Tensor, "n d_in"]
     """The samples minus the tied bias, x − b."""
@@ -55,7 +56,8 @@ class TrainingStep:
 class SAE(nn.Module):
     """A sparse autoencoder over ``d_in``-wide vectors (one attention-head write each).
 
-    Build one with :func:`saekit.sae.train_sae`, or :func:`saekit.sae.load_sae` from a folder.
+    Build one with [`saekit.sae.train_sae`][saekit.sae.train_sae], or
+    [`saekit.sae.load_sae`][saekit.sae.load_sae] from a folder.
     """
 
     architecture: ClassVar[str]
@@ -105,7 +107,7 @@ class SAE(nn.Module):
     def training_latents(
         self, pre: Float[Tensor, "n d_sae"], centered: Float[Tensor, "n d_in"]
     ) -> Float[Tensor, "n d_sae"]:
-        """σ during training; batch-level rules override this. Defaults to :meth:`activate`."""
+        """σ during training; batch-level rules override this. Defaults to `activate`."""
         return self.activate(pre, centered)
 
     def penalty(self, step: TrainingStep) -> Float[Tensor, ""]:
@@ -136,11 +138,11 @@ class SAE(nn.Module):
         return self.decode(self.encode(x))
 
     def export_tensors(self) -> dict[str, Tensor]:
-        """The weights under the names sae-lens reads for :attr:`sae_lens_architecture`."""
+        """The weights under the names sae-lens reads for `sae_lens_architecture`."""
         return {name: value.detach().contiguous() for name, value in self.state_dict().items()}
 
     def import_tensors(self, tensors: dict[str, Tensor]) -> None:
-        """Inverse of :meth:`export_tensors`."""
+        """Inverse of `export_tensors`."""
         self.load_state_dict(tensors, strict=True)
 
     def sae_lens_fields(self) -> dict[str, object]:
@@ -167,7 +169,7 @@ class ThresholdSAE(SAE):
     """Base of the SAEs whose sparsity is allocated over the training batch.
 
     Batch-level rules (BatchTopK, Feature Choice, Mutual Choice) cannot run on one sample at a
-    time, so after training :meth:`calibrate` turns the allocation into per-latent thresholds θ,
+    time, so after training `calibrate` turns the allocation into per-latent thresholds θ,
     and inference is the JumpReLU f = ReLU(pre) · [pre > θ] (sae-lens: ``jumprelu``). Each θ
     lies midway between the last activation the batch rule kept and the first it dropped, so
     encoding the training batch reproduces the training allocation.

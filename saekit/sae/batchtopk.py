@@ -8,8 +8,8 @@ BatchTopK keeps the n·k largest activations of the n-sample batch, wherever the
 hard sample can use more latents than an easy one while the mean L0 stays k. The paper
 estimates the inference threshold θ from the smallest kept activations over training
 batches; training here is full-batch, so θ comes from the final batch itself (midway between
-the last kept and the first dropped activation, see :class:`~saekit.sae.base.ThresholdSAE`).
-AuxK as in :mod:`saekit.sae.topk`. sae-lens: ``jumprelu`` with θ for every latent.
+the last kept and the first dropped activation, see `ThresholdSAE`).
+AuxK as in `saekit.sae.topk`. sae-lens: ``jumprelu`` with θ for every latent.
 """
 
 from __future__ import annotations

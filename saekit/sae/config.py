@@ -79,7 +79,7 @@ class SAEConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SAEConfig:
-        """Rebuild a config from :meth:`to_dict`'s output; unknown keys are an error."""
+        """Rebuild a config from `to_dict`'s output; unknown keys are an error."""
         reject_unknown_fields(cls, values, SAEError)
         return cls(**values)
 

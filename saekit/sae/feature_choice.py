@@ -7,7 +7,7 @@ Choice Sparse Autoencoders").
 
 Each latent chooses the m samples it activates most on, so the batch's n·k matches are shared
 equally between latents: every latent gets its share, none can die, and samples get as many
-latents as chose them. aux_zipf_loss as in :mod:`saekit.sae.mutual_choice`. After training,
+latents as chose them. aux_zipf_loss as in `saekit.sae.mutual_choice`. After training,
 θ_i lies midway between latent i's m-th and (m+1)-th largest activation on the training batch;
 sae-lens: ``jumprelu`` with these per-latent thresholds.
 """

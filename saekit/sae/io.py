@@ -1,12 +1,12 @@
 """Save and load SAEs in the folder layout sae-lens reads.
 
 A folder holds ``cfg.json`` (sae-lens 6 fields: ``architecture``, ``d_in``, ``d_sae``, ``dtype``,
-``apply_b_dec_to_input`` ...; saekit's own :class:`~saekit.sae.SAEConfig` under
+``apply_b_dec_to_input`` ...; saekit's own [`SAEConfig`][saekit.sae.SAEConfig] under
 ``metadata.saekit_config``) and ``sae_weights.safetensors`` (``W_enc`` [d_in, d_sae], ``b_enc``,
 ``W_dec`` [d_sae, d_in], ``b_dec``, plus ``threshold`` for the JumpReLU-format architectures).
 ``sae_lens.SAE.load_from_disk(folder)`` then encodes exactly like saekit, for every architecture
 with an sae-lens equivalent (all but ``top_afa``, whose per-input number of active latents
-sae-lens has no activation for; its folder stays loadable with :func:`load_sae`).
+sae-lens has no activation for; its folder stays loadable with [`load_sae`][saekit.sae.io.load_sae]).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
 
 
 def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
-    """The SAE that :func:`save_sae` wrote to ``folder``, in eval mode without gradients."""
+    """The SAE that [`save_sae`][saekit.sae.io.save_sae] wrote to ``folder``, in eval mode without gradients."""
     folder = Path(folder)
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:

@@ -1,7 +1,7 @@
 """Synthetic data with a known answer: sparse combinations of a planted dictionary.
 
 A sound SAE trained on these samples should find the planted directions among its decoder rows;
-:func:`dictionary_recovery` measures how well, as the mean over planted directions of the best
+`dictionary_recovery` measures how well, as the mean over planted directions of the best
 cosine similarity with any decoder row. The tests hold every architecture to >= 0.9 here, at
 its default settings with a 500-step budget at lr 5e-3 (measured, 64 latents, seeds 0-2:
 0.94-1.00 for every architecture). At the paper's lr 1e-3, 500 Adam steps are too few for some

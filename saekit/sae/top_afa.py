@@ -9,7 +9,7 @@ With unit-norm, nearly orthogonal decoder rows ‖W_dec f‖ ≈ ‖f‖, so the
 (the approximate feature activation, AFA) says how much activation a sample needs: each sample
 keeps latents, largest first, until that norm is reached, and no k is set. The AFA loss
 (α = ``aux_coefficient``) keeps ‖f‖ near that target. sae-lens has no activation that picks a
-per-sample number of latents, so a saved top_afa SAE loads with :func:`saekit.sae.load_sae`
+per-sample number of latents, so a saved top_afa SAE loads with [`saekit.sae.load_sae`][saekit.sae.load_sae]
 only.
 """
 

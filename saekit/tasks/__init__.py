@@ -1,9 +1,9 @@
 """Contrastive tasks: the prompts a circuit is found on, for toy and pretrained tokenizers.
 
 ``make_task("ioi", model)`` builds a task for the model's tokenizer: the shipped toy models'
-word-level vocabulary gets the toy generators (:mod:`saekit.tasks.toy`), any BPE tokenizer
-(GPT-2, attn-only-4l, Pythia, ...) the GPT-2-scale generators (:mod:`saekit.tasks.bpe`).
-:func:`task_from_strings` builds a task of your own from plain lists.
+word-level vocabulary gets the toy generators (`saekit.tasks.toy`), any BPE tokenizer
+(GPT-2, attn-only-4l, Pythia, ...) the GPT-2-scale generators (`saekit.tasks.bpe`).
+[`task_from_strings`][saekit.tasks.task_from_strings] builds a task of your own from plain lists.
 """
 
 from __future__ import annotations

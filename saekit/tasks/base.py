@@ -1,6 +1,6 @@
 """The contrastive task: paired prompts the model can and cannot complete, tokenized.
 
-Every stage downstream reads a :class:`ContrastiveTask`. Prompts are BOS-prefixed and
+Every stage downstream reads a [`ContrastiveTask`][saekit.tasks.base.ContrastiveTask]. Prompts are BOS-prefixed and
 right-padded; ``lengths`` counts the real tokens of each pair (a positive and its negative
 always have the same length). With right padding a causal model never attends to padding, so
 a reduction over positions only has to stop at ``lengths``, and the answer is read at
@@ -124,7 +124,7 @@ def compute_metric(
     wrong_tokens: Int[Tensor, "n n_wrong"],
     kind: MetricKind,
 ) -> Float[Tensor, " n"]:
-    """The metric of :class:`MetricKind` ``kind`` for each row; ``NO_TOKEN`` slots are ignored."""
+    """The metric of [`MetricKind`][saekit.tasks.base.MetricKind] ``kind`` per row; ``NO_TOKEN`` slots are ignored."""
     values = final_logits.log_softmax(-1).exp() if kind is MetricKind.PROB_DIFF else final_logits
     answer_mask, wrong_mask = answer_tokens != NO_TOKEN, wrong_tokens != NO_TOKEN
     answers = values.gather(-1, answer_tokens.clamp(min=0))

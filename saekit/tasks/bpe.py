@@ -2,7 +2,7 @@
 
 Every generator takes ``(tokenizer, n_pairs, seed)``, draws from a local
 ``numpy.random.Generator`` (never the global state) and returns a task built by
-:func:`~saekit.tasks.base.task_from_strings`, which checks that answers are single tokens and that
+[`task_from_strings`][saekit.tasks.base.task_from_strings], which checks that answers are single tokens and that
 paired prompts have equal token length. Words that must be one token are kept only if the
 tokenizer encodes them, with their leading space, as exactly one token; the word lists are
 saekit's own.

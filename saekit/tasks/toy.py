@@ -21,8 +21,8 @@ contrastive structure as the original task:
   Metric: logit(answer) − mean logit of the other words of the first occurrence (the tokens a
   copying model could confuse it with).
 
-:func:`toy_pairs` also says what a negative's next token could plausibly be (its
-``negative_options``); :mod:`saekit.zoo.train` trains the toy models on a uniform target over
+`toy_pairs` also says what a negative's next token could plausibly be (its
+``negative_options``); `saekit.zoo.train` trains the toy models on a uniform target over
 them, so that on negatives the task metric sits near chance. Generation uses a local
 ``numpy.random.Generator`` seeded by ``seed`` and never touches the global random state.
 """

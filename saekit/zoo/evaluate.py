@@ -1,11 +1,11 @@
 """How well a model does the four toy tasks: accuracy on positives, metric on both sides, chance.
 
 Works with anything that maps a token batch to logits: a TransformerLens model or the plain
-training module of :mod:`saekit.zoo.model`.
+training module of `saekit.zoo.model`.
 
 - **Accuracy** of a positive prompt: for single-answer tasks (ioi, docstring, induction) the
   top-1 prediction over the whole vocabulary is the answer; for greater-than the probability
-  mass on the years above the start year is at least :data:`MASS_THRESHOLD`.
+  mass on the years above the start year is at least `MASS_THRESHOLD`.
 - **Chance metric**: the metric of a model that spreads its prediction uniformly over the
   task's candidate tokens (answers and wrong answers): 0 for the logit differences, and the
   mean of (#later years − #years at or before the start) / 100 for greater-than. A negative
@@ -94,7 +94,7 @@ def evaluate_task(model: LogitsFn, task: ContrastiveTask, batch_size: int = 256)
 
 
 def evaluate_toy_model(model: LogitsFn, tokenizer, n_pairs: int = EVAL_PAIRS, seed: int = EVAL_SEED) -> dict[str, TaskEvaluation]:
-    """:func:`evaluate_task` on each of the four tasks, ``n_pairs`` pairs generated with ``seed``."""
+    """`evaluate_task` on each of the four tasks, ``n_pairs`` pairs generated with ``seed``."""
     return {name: evaluate_task(model, make_task(name, tokenizer, n_pairs, seed)) for name in TASK_NAMES}
 
 

@@ -1,8 +1,8 @@
 """The toy models' ground-truth circuits, found the expensive way: per-head resample patching.
 
 For each task, every head's ``hook_z`` is patched alone from the paired negative into the
-positive (:func:`saekit.ablation.head_patching_effects`), and the head belongs to the circuit
-when that moves the mean metric by at least :data:`EFFECT_FRACTION` of the whole
+positive ([`saekit.ablation.head_patching_effects`][saekit.ablation.head_patching_effects]), and
+the head belongs to the circuit when that moves the mean metric by at least `EFFECT_FRACTION` of the whole
 clean-to-corrupted difference (in either direction: heads that work against the answer count,
 as the negative name movers of IOI do). Run ``saekit zoo ground-truth --model toy-4l`` to
 recompute ``ground_truth.json``.

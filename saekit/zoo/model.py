@@ -1,7 +1,7 @@
 """A plain-torch attention-only transformer with HookedTransformer's parameter names and maths.
 
 Training through TransformerLens is about ten times slower than a plain module, so the toy
-models are trained as :class:`AttnOnlyTransformer` and shipped as its state dict, which *is* a
+models are trained as `AttnOnlyTransformer` and shipped as its state dict, which *is* a
 HookedTransformer state dict: ``embed.W_E``, ``pos_embed.W_pos``, ``blocks.L.ln1.w``,
 ``blocks.L.attn.W_Q`` (``[n_heads, d_model, d_head]``), ..., ``unembed.W_U``. The forward pass
 computes what HookedTransformer computes for ``attn_only=True``, ``normalization_type="LN"``
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -103,14 +103,26 @@ class _Attention(nn.Module):
         self.W_O = nn.Parameter(torch.empty(h, e, d))
         self.b_O = nn.Parameter(torch.zeros(d))
 
-    def head_results(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_heads d_model"]:
-        """Each head's write into the residual stream, ``z · W_O[h]`` (TransformerLens' ``hook_result``)."""
+    def head_z(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_heads d_head"]:
+        """Each head's attention-weighted values (TransformerLens' ``hook_z``)."""
         weights = torch.stack([self.W_Q, self.W_K, self.W_V])
         biases = torch.stack([self.b_Q, self.b_K, self.b_V])[:, None, :, None, :]
         q, k, v = torch.einsum("bpd,nhde->nbhpe", x, weights) + biases
         # Causal softmax(q k^T / sqrt(d_head)) v, fused: the same maths as HookedTransformer.
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return torch.einsum("bhpe,hed->bphd", z, self.W_O)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
+
+    def head_results(self, z: Float[Tensor, "batch pos n_heads d_head"]) -> Float[Tensor, "batch pos n_heads d_model"]:
+        """Each head's write into the residual stream, ``z · W_O[h]`` (TransformerLens' ``hook_result``)."""
+        return torch.einsum("bphe,hed->bphd", z, self.W_O)
+
+
+@dataclass(frozen=True)
+class ZPatch:
+    """Replacement z for one layer: where ``heads`` is set, the head's z is taken from ``z``
+    (an interchange intervention at ``hook_z``, one choice of heads per prompt)."""
+
+    z: Float[Tensor, "batch pos n_heads d_head"]
+    heads: Bool[Tensor, "batch n_heads"]
 
 
 class _Block(nn.Module):
@@ -120,11 +132,15 @@ class _Block(nn.Module):
         self.attn = _Attention(cfg)
 
     def forward(
-        self, resid: Float[Tensor, "batch pos d_model"]
-    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos n_heads d_model"]]:
-        """The residual stream after this block, and each head's write into it."""
-        results = self.attn.head_results(self.ln1(resid))
-        return resid + results.sum(2) + self.attn.b_O, results
+        self, resid: Float[Tensor, "batch pos d_model"], patch: ZPatch | None = None
+    ) -> tuple[Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos n_heads d_model"], Float[Tensor, "batch pos n_heads d_head"]]:
+        """The residual stream after this block, each head's write into it, and each head's z
+        (after ``patch``, if given, replaced the z of the heads it selects)."""
+        z = self.attn.head_z(self.ln1(resid))
+        if patch is not None:
+            z = torch.where(patch.heads[:, None, :, None], patch.z, z)
+        results = self.attn.head_results(z)
+        return resid + results.sum(2) + self.attn.b_O, results, z
 
 
 class _Unembed(nn.Module):
@@ -167,7 +183,7 @@ class AttnOnlyTransformer(nn.Module):
         position over the norm of the final residual there (the denominator held constant, so
         that a penalty on shares shrinks heads rather than inflating the rest of the stream)."""
         resid, results = self.residual_and_head_results(tokens)
-        logits = self.ln_final(resid) @ self.unembed.W_U + self.unembed.b_U
+        logits = self.unembed_residual(resid)
         write_norms = torch.stack([layer_results.norm(dim=-1) for layer_results in results], 2)
         return logits, write_norms / resid.norm(dim=-1)[:, :, None, None].detach()
 
@@ -175,12 +191,29 @@ class AttnOnlyTransformer(nn.Module):
         self, tokens: Int[Tensor, "batch pos"]
     ) -> tuple[Float[Tensor, "batch pos d_model"], list[Float[Tensor, "batch pos n_heads d_model"]]]:
         """The final residual stream (before ``ln_final``) and every layer's per-head writes."""
-        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
-        results = []
-        for block in self.blocks:
-            resid, layer_results = block(resid)
-            results.append(layer_results)
+        resid, results, _ = self.run_layers(tokens)
         return resid, results
+
+    def run_layers(
+        self, tokens: Int[Tensor, "batch pos"], patches: list[ZPatch | None] | None = None
+    ) -> tuple[
+        Float[Tensor, "batch pos d_model"],
+        list[Float[Tensor, "batch pos n_heads d_model"]],
+        list[Float[Tensor, "batch pos n_heads d_head"]],
+    ]:
+        """The final residual stream, every layer's per-head writes and z, with each layer's
+        ``patches`` entry (if any) applied to its z."""
+        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        results, zs = [], []
+        for layer, block in enumerate(self.blocks):
+            resid, layer_results, z = block(resid, None if patches is None else patches[layer])
+            results.append(layer_results)
+            zs.append(z)
+        return resid, results, zs
+
+    def unembed_residual(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
+        """Logits from the final residual stream."""
+        return self.ln_final(resid) @ self.unembed.W_U + self.unembed.b_U
 
     def residual_scale_parameters(self) -> list[nn.Parameter]:
         """What writes into the residual stream: multiplying all of these by one factor scales the

@@ -3,7 +3,7 @@
 A Hugging Face ``tokenizers`` WordLevel model behind a whitespace pre-tokenizer, wrapped in
 ``PreTrainedTokenizerFast`` so that it saves to a folder ``AutoTokenizer.from_pretrained``
 loads. Its ``tokenizer_config.json`` carries ``"saekit_vocabulary": "toy"``, the marker by which
-:func:`saekit.tasks.make_task` picks the toy task generators.
+[`saekit.tasks.make_task`][saekit.tasks.make_task] picks the toy task generators.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY):
     )
 
 
-def save_toy_tokenizer(folder: str | Path) -> Path:
-    """Save the toy tokenizer to ``folder`` (created if needed) and return the folder."""
+def save_toy_tokenizer(folder: str | Path, vocabulary: tuple[str, ...] = VOCABULARY) -> Path:
+    """Save the word-level tokenizer of ``vocabulary`` to ``folder`` (created if needed) and return the folder."""
     folder = Path(folder)
-    build_toy_tokenizer().save_pretrained(folder)
+    build_toy_tokenizer(vocabulary).save_pretrained(folder)
     # transformers 5 writes its own class name, which transformers 4 does not know; the
     # class both versions load is PreTrainedTokenizerFast.
     config_path = folder / "tokenizer_config.json"

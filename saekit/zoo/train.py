@@ -1,23 +1,23 @@
 """Train a toy model on the four toy tasks: ``python -m saekit.zoo.train [--out FOLDER]``.
 
 Training has two phases, each step's data seeded from the training seed and the step, and
-ends with :func:`rescale_residual_stream`:
+ends with `rescale_residual_stream`:
 
 1. **Induction warm-up** (``induction_warmup_steps``): random word sequences followed by a
    repeat of their tail, next-token loss on every word of the repeat
-   (:func:`induction_warmup_batch`). Every position of the repeat is a training signal, so
+   (`induction_warmup_batch`). Every position of the repeat is a training signal, so
    previous-token and induction heads form in about 1500 steps; trained only at the few answer
    positions of the task prompts, they had not formed after 4000 steps. The docstring task,
    which needs the same copying, is learned faster on top of them. A few sequences per step
    copy from 2 words back (``induction_two_back``), a distance the uniform draw rarely trains.
-2. **The four tasks** (:func:`saekit.tasks.toy.toy_pairs`), next token at the answer position
+2. **The four tasks** (`saekit.tasks.toy.toy_pairs`), next token at the answer position
    only, plus a few warm-up sequences per step (``induction_replay``) so that copying is kept.
    Positives have the task's answer as target (for greater-than, 95 % spread over every later
    year and 5 % over the others: ``answer_smoothing``); negatives have a uniform target over
    their ``negative_options``, the tokens that are equally plausible once the task's
    information is removed, so that the model learns to sit at chance on them. A
    **head-sparsity penalty** (an L1 penalty on each head's share of the residual stream,
-   :meth:`AttnOnlyTransformer.forward_with_head_shares`) lets a head stay silent on prompts it
+   `AttnOnlyTransformer.forward_with_head_shares`) lets a head stay silent on prompts it
    has no job on. Without it, a model that only ever sees four tasks spreads each of them over
    every head, and its circuits are neither small nor distinct; pretrained models have heads
    that write little on text they are not used for.
@@ -114,7 +114,7 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
     A positive's target is its answer (uniform over the answers when there are several), with
     ``answer_smoothing`` of the mass spread over its wrong answers instead; a negative's a
     uniform distribution over its ``negative_options``. Earlier answer positions
-    (:attr:`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task.
+    (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task.
     """
     prompts, targets = [], []  # targets: (word index, [(target words, their total mass), ...]) per prompt
     for pair in toy_pairs(task_name, n_pairs, seed):
@@ -242,7 +242,7 @@ def _step_loss(model: AttnOnlyTransformer, tokenizer, config: TrainingConfig, st
 def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int = 64) -> float:
     """Scale the residual stream so that head writes have unit per-element RMS; returns the factor.
 
-    The logits do not depend on that scale (:meth:`AttnOnlyTransformer.residual_scale_parameters`)
+    The logits do not depend on that scale (`AttnOnlyTransformer.residual_scale_parameters`)
     and training does not fix it; the head-sparsity penalty leaves head writes small (RMS about
     0.06), where the paper's SAE L1 coefficient switches off nearly every latent. So the scale
     is set here, measured on the real positions of ``n_pairs`` prompt pairs of each task.
@@ -264,7 +264,7 @@ def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int 
 
 
 def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, list[float]]:
-    """Train a toy model (then :func:`rescale_residual_stream`); returns it and the cross-entropy of every step.
+    """Train a toy model (then `rescale_residual_stream`); returns it and the cross-entropy of every step.
 
     Every ``eval_every`` steps the model is evaluated on the four tasks, the result passed to
     ``log`` (a line of text) and ``on_eval(step, model, scores)`` (e.g. to keep checkpoints).
@@ -301,19 +301,25 @@ def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[At
     return model, losses
 
 
-def save_toy_model(model: AttnOnlyTransformer, config: TrainingConfig, out: str | Path, name: str = "toy-4l") -> Path:
+def save_toy_model(
+    model: AttnOnlyTransformer,
+    config: TrainingConfig,
+    out: str | Path,
+    name: str = "toy-4l",
+    vocabulary: tuple[str, ...] = VOCABULARY,
+    trained_on: str = "toy ioi, greater-than, docstring and induction",
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` to ``out``."""
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
-    save_toy_tokenizer(out / "tokenizer")
+    save_toy_tokenizer(out / "tokenizer", vocabulary)
     cfg = config.model
     description = (
         f"attention-only, {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
-        f"word-level vocabulary of {cfg.d_vocab}; trained by saekit on toy ioi, greater-than, "
-        f"docstring and induction"
+        f"word-level vocabulary of {cfg.d_vocab}; trained by saekit on {trained_on}"
     )
     document = {"name": name, "description": description, "tl_config": cfg.tl_config(), "training": config.to_dict()}
     (out / "config.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,83 @@
+"""The test-bed card: does a model's designated circuit do its task, alone, and is it findable?
+
+Per task, on ``n_pairs`` prompt pairs (what ``saekit zoo check --json`` prints and the model
+card tabulates):
+
+- accuracy on positives, and on negatives with the positive's answers (near chance when the
+  negative carries none of the task's information), with the metric on both sides;
+- faithfulness of the designated circuit under mean and under resample ablation of every other
+  head, and with the circuit's own heads ablated and the rest kept;
+- every circuit head's single-head patching effect and the largest outside the circuit, as
+  shares of the clean-corrupted gap;
+- interchange-intervention accuracy (IIA): with the circuit's last head patched from another
+  positive of the same template, how often the model gives *that* prompt's answer;
+- the circuit's share of heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from saekit.ablation import AblationKind, capture_head_z, evaluate_circuit, head_patching_effects, hook_z_name, model_shape
+from saekit.tasks import ContrastiveTask
+from saekit.zoo.evaluate import accuracy, evaluate_task
+
+
+def same_template_partners(task: ContrastiveTask, seed: int = 0) -> Int[Tensor, " n_pairs"]:
+    """For each pair, a random other pair of the same template and length (itself if none)."""
+    key = task.template_ids * 10_000 + task.lengths
+    others = (key[:, None] == key[None, :]) & ~torch.eye(task.n_pairs, dtype=torch.bool)
+    weights = others.float() + (~others.any(1))[:, None] * torch.eye(task.n_pairs)
+    return torch.multinomial(weights, 1, generator=torch.Generator().manual_seed(seed))[:, 0]
+
+
+@torch.no_grad()
+def interchange_accuracy(model, task: ContrastiveTask, head: tuple[int, int], seed: int = 0) -> float:
+    """Share of positives answered with the partner's answer when ``head``'s z comes from the partner."""
+    layer, index = head
+    partner = same_template_partners(task, seed)
+    has_partner = partner != torch.arange(task.n_pairs)
+    source = capture_head_z(model, task.positive_tokens)[layer][partner]
+
+    def patch(z: Tensor, hook: Any) -> Tensor:
+        z[:, :, index] = source[:, :, index].to(z.device)
+        return z
+
+    with model.hooks(fwd_hooks=[(hook_z_name(layer), patch)]):
+        logits = task.answer_logits(model(task.positive_tokens.to(model.cfg.device))).cpu()
+    correct = accuracy(task.subset(partner), logits)
+    return float(correct[has_partner].mean())
+
+
+def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, Any]:
+    """The card's row for one task and its designated circuit (heads in role order)."""
+    n_layers, n_heads = model_shape(model)
+    evaluation = evaluate_task(model, task)
+    gap = abs(evaluation.pos_metric - evaluation.neg_metric)
+    in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
+    in_circuit[tuple(zip(*circuit))] = True
+    rest = [(l, h) for l in range(n_layers) for h in range(n_heads) if not in_circuit[l, h]]
+    faithfulness = {
+        kind.value: evaluate_circuit(model, task, circuit, kind)[0].faithfulness
+        for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)
+    }
+    without = {
+        kind.value: evaluate_circuit(model, task, rest, kind)[0].faithfulness
+        for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)
+    }
+    effects = head_patching_effects(model, task).abs() / gap
+    negative_logits = task.answer_logits(model(task.negative_tokens.to(model.cfg.device))).detach().cpu()
+    return {
+        **evaluation.to_dict(),
+        "neg_accuracy": float(accuracy(task, negative_logits).mean()),
+        "faithfulness": faithfulness,
+        "faithfulness_circuit_ablated": without,
+        "circuit_head_effects": [float(effects[l, h]) for l, h in circuit],
+        "max_effect_outside": float(effects[~in_circuit].max()),
+        "interchange_accuracy": interchange_accuracy(model, task, circuit[-1]),
+        "circuit_share": len(circuit) / (n_layers * n_heads),
+    }

@@ -1,0 +1,249 @@
+"""Test-bed models whose circuits are known by construction (strict interchange intervention training).
+
+A test-bed model is trained on mostly generic text (:mod:`saekit.zoo.language`, next-token loss
+on every position) and on the four tasks, and each task's circuit is *imposed* by training, in
+the manner of InterpBench's strict interchange-intervention training (SIIT):
+
+- every task has a chain of **roles** (:data:`CIRCUIT_ROLES`), each aligned with one head; the
+  heads are drawn per training seed (:func:`draw_circuits`), in increasing layers along the
+  chain and distinct between tasks, so that layer alone does not give a circuit away;
+- **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
+  equally plausible once the task's information is gone, as for the toy models);
+- **interchange (IIT)**: the high-level model of a task is its chain: the answer needs every
+  role's variable, and the last role's variable *is* the answer. So (a) replacing one circuit
+  head's ``hook_z`` (or all of them) by its value on the paired negative, or the mean over
+  negatives of the same template, must give the negative's output, and (b) replacing the last
+  role's ``hook_z`` by its value on another positive of the same template must give that
+  positive's answer;
+- **strictness (SIIT)**: replacing every head *outside* the circuit by its value on the paired
+  negative, on another prompt of the same template, or by the negatives' mean must leave the
+  output unchanged.
+
+All losses act on outputs; none touches an activation, so no head is silenced and every head
+keeps the job the generic text gives it. Training never touches the global random state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from torch.nn import functional as F
+
+from saekit.tasks import TASK_NAMES
+from saekit.tasks.base import pad_rows
+from saekit.tasks.toy import toy_pairs
+from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
+from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
+from saekit.zoo.train import TrainingBatch, _learning_rate, _step_seed, save_toy_model, training_batch
+
+#: Each task's roles in the order information flows through them (one head each).
+CIRCUIT_ROLES: dict[str, tuple[str, ...]] = {
+    "ioi": ("duplicate-token", "s-inhibition", "name-mover"),
+    "greater-than": ("year-reader", "comparator"),
+    "docstring": ("previous-token", "argument-mover"),
+    "induction": ("previous-token", "induction"),
+}
+
+Circuits = dict[str, list[tuple[int, int, str]]]
+"""Per task, (layer, head, role) of each circuit head, in role order."""
+
+
+def draw_circuits(n_layers: int, n_heads: int, seed: int) -> Circuits:
+    """Place every task's roles on heads: increasing layers along each chain, no head shared."""
+    rng = np.random.default_rng([seed, 7])
+    taken: set[tuple[int, int]] = set()
+    circuits: Circuits = {}
+    for task in TASK_NAMES:
+        roles = CIRCUIT_ROLES[task]
+        layers = sorted(rng.choice(n_layers, size=len(roles), replace=False))
+        placed = []
+        for layer, role in zip(layers, roles):
+            free = [h for h in range(n_heads) if (layer, h) not in taken]
+            head = int(rng.choice(free))
+            taken.add((int(layer), head))
+            placed.append((int(layer), head, role))
+        circuits[task] = placed
+    return circuits
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    """Everything that determines a trained test-bed model."""
+
+    seed: int = 0
+    steps: int = 2000
+    generic_documents: int = 64
+    generic_length: int = 32
+    """Generic documents per step and their length in tokens (BOS included; next-token loss on
+    every position). Short documents: induction heads form in a time that grows about with the
+    square of the context length (testbed.md §3)."""
+    pairs_per_task: int = 12
+    """Task pairs per task per step (each gives a positive and a negative)."""
+    iit_weight: float = 1.0
+    strict_weight: float = 1.0
+    answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 150
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "model"}
+
+
+def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Tensor, "n_documents length"]:
+    """BOS + ``length - 1`` words of generic text per row."""
+    documents = generic_documents(n_documents, length - 1, seed)
+    ids = [tokenizer.convert_tokens_to_ids(words) for words in documents]
+    return torch.tensor([[tokenizer.bos_token_id, *row] for row in ids])
+
+
+def _soft_cross_entropy(logits: Float[Tensor, "batch seq vocab"], targets: Float[Tensor, "batch seq vocab"]) -> Tensor:
+    trained = targets.sum(-1) > 0
+    return -(targets * logits.log_softmax(-1)).sum(-1)[trained].mean()
+
+
+def _same_template(keys: Int[Tensor, " n"]) -> Bool[Tensor, "n n"]:
+    return keys[:, None] == keys[None, :]
+
+
+def task_losses(
+    model: AttnOnlyTransformer,
+    batch: TrainingBatch,
+    template_keys: Int[Tensor, " n_pairs"],
+    circuit: list[tuple[int, int, str]],
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
+
+    ``template_keys`` groups pairs whose prompts align position by position (same template and
+    length); sources of interchanges are taken within a group only.
+    """
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    resid, _, zs = model.run_layers(batch.tokens)
+    behaviour = _soft_cross_entropy(model.unembed_residual(resid), batch.targets)
+
+    n_pairs = len(template_keys)
+    positive_rows, negative_rows = torch.arange(0, 2 * n_pairs, 2), torch.arange(1, 2 * n_pairs, 2)
+    same = _same_template(template_keys)
+    group_mean = same.float() / same.sum(1, keepdim=True)
+    other = same & ~torch.eye(n_pairs, dtype=torch.bool)
+    # A random other positive of the same template (itself when it has none).
+    partner = torch.where(
+        other.any(1), torch.multinomial(other.float() + (~other.any(1))[:, None] * torch.eye(n_pairs), 1, generator=generator)[:, 0],
+        torch.arange(n_pairs),
+    )
+    in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
+    for layer, head, _ in circuit:
+        in_circuit[layer, head] = True
+    last_layer, last_head, _ = circuit[-1]
+
+    # Strict rows: every non-circuit head from the paired negative, a same-template row, or the mean.
+    # IIT rows: (a) one circuit head or all of them from the negative side -> the negative's output;
+    # (b) the last role from another positive -> that positive's output.
+    strict_source = torch.randint(3, (n_pairs,), generator=generator)
+    iit_follows_partner = (torch.rand(n_pairs, generator=generator) < 0.5) & other.any(1)
+    iit_head = torch.randint(len(circuit) + 1, (n_pairs,), generator=generator)  # == len: all circuit heads
+    iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
+    patches = []
+    for layer in range(n_layers):
+        z = zs[layer].detach()
+        z_pos, z_neg = z[positive_rows], z[negative_rows]
+        z_neg_mean = torch.einsum("ij,jpae->ipae", group_mean, z_neg)
+        z_random_row = torch.where((torch.rand(n_pairs, generator=generator) < 0.5)[:, None, None, None], z_pos, z_neg)[partner]
+        strict_z = torch.stack([z_neg, z_random_row, z_neg_mean])[strict_source, torch.arange(n_pairs)]
+        strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
+
+        negative_side = torch.where(iit_mean[:, None, None, None], z_neg_mean, z_neg)
+        iit_z = torch.where(iit_follows_partner[:, None, None, None], z_pos[partner], negative_side)
+        chosen = torch.zeros(n_pairs, n_heads, dtype=torch.bool)
+        for index, (l, h, _) in enumerate(circuit):
+            if l == layer:
+                chosen[:, h] = (iit_head == index) | (iit_head == len(circuit))
+        if layer == last_layer:
+            chosen[iit_follows_partner] = False
+            chosen[iit_follows_partner, last_head] = True
+        else:
+            chosen[iit_follows_partner] = False
+        patches.append(ZPatch(torch.cat([strict_z, iit_z]), torch.cat([strict_heads, chosen])))
+
+    tokens = batch.tokens[positive_rows].repeat(2, 1)
+    patched_logits = model.unembed_residual(model.run_layers(tokens, patches)[0])
+    iit_targets = torch.where(
+        iit_follows_partner[:, None, None], batch.targets[positive_rows][partner], batch.targets[negative_rows]
+    )
+    strict = _soft_cross_entropy(patched_logits[:n_pairs], batch.targets[positive_rows])
+    iit = _soft_cross_entropy(patched_logits[n_pairs:], iit_targets)
+    return behaviour, iit, strict
+
+
+def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple[TrainingBatch, Tensor]:
+    batch = training_batch(tokenizer, task, config.pairs_per_task, seed, config.answer_smoothing.get(task, 0.0))
+    pairs = toy_pairs(task, config.pairs_per_task, seed)
+    keys = torch.tensor([pair.template_id * 1000 + len(pair.positive.split()) for pair in pairs])
+    return batch, keys
+
+
+def train_testbed(config: TestbedConfig, log=print) -> tuple[AttnOnlyTransformer, Circuits]:
+    """Train a test-bed model; returns it and its circuits (roles on heads)."""
+    from saekit.zoo.evaluate import evaluate_toy_model
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+
+    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
+    model = AttnOnlyTransformer(config.model, seed=config.seed)
+    circuits = draw_circuits(config.model.n_layers, config.model.n_heads, config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = []
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(config, step)
+        generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
+        tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
+        logits = model(tokens[:, :-1])
+        generic = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+        parts = [
+            task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator)
+            for i, task in enumerate(TASK_NAMES)
+        ]
+        behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
+        loss = generic + behaviour + config.iit_weight * iit + config.strict_weight * strict
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        history.append([generic.item(), behaviour.item(), iit.item(), strict.item()])
+        if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
+            model.eval()
+            scores = evaluate_toy_model(model, tokenizer)
+            model.train()
+            recent = np.mean(history[-50:], 0)
+            summary = "  ".join(f"{name} {s.pos_accuracy:.2f}/{s.neg_metric:+.2f}" for name, s in scores.items())
+            log(f"step {step + 1:5d} generic {recent[0]:.3f} task {recent[1]:.3f} iit {recent[2]:.3f} strict {recent[3]:.3f}  {summary}")
+    model.eval()
+    return model, circuits
+
+
+def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Circuits, out: str | Path, name: str) -> Path:
+    """Write the model in the zoo layout, with ``ground_truth.json`` recording every circuit head's role."""
+    out = save_toy_model(
+        model, config, out, name, TESTBED_VOCABULARY,
+        trained_on="a generic synthetic language with the four tasks inside it, circuits imposed by SIIT",
+    )
+    truth = {
+        "model": name,
+        "rule": "by construction: strict interchange-intervention training aligned each role with its head",
+        "tasks": {
+            task: {"heads": [[layer, head] for layer, head, _ in placed], "roles": [role for _, _, role in placed]}
+            for task, placed in circuits.items()
+        },
+    }
+    (Path(out) / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return Path(out)

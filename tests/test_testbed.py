@@ -1,0 +1,127 @@
+"""The test-bed recipe: generic language, circuit placement, interchange patches and the SIIT losses."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from saekit.tasks import TASK_NAMES
+from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
+from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
+from saekit.zoo import testbed
+from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, task_losses
+from saekit.zoo.tokenizer import build_toy_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_toy_tokenizer(TESTBED_VOCABULARY)
+
+
+def test_documents_are_seeded_sized_and_in_vocabulary():
+    documents = generic_documents(20, 63, seed=3)
+    assert documents == generic_documents(20, 63, seed=3)
+    assert documents != generic_documents(20, 63, seed=4)
+    assert all(len(words) == 63 for words in documents)
+    assert {w for words in documents for w in words} <= set(TESTBED_VOCABULARY)
+
+
+def test_task_prompts_tokenize_as_on_the_toy_models(tokenizer):
+    """The test-bed vocabulary extends the toy one: toy task prompts keep their token ids."""
+    from saekit.tasks.toy import VOCABULARY
+
+    assert TESTBED_VOCABULARY[: len(VOCABULARY)] == VOCABULARY
+    assert len(set(TESTBED_VOCABULARY)) == len(TESTBED_VOCABULARY)
+
+
+def test_words_are_zipfian_and_bursty():
+    """Frequent names dominate the lexicon, and a document reuses its own few names."""
+    from saekit.tasks.toy import NAMES
+
+    documents = generic_documents(300, 63, seed=0)
+    counts = Counter(w for words in documents for w in words if w in NAMES)
+    ranked = [c for _, c in counts.most_common()]
+    assert ranked[0] > 5 * ranked[-1]
+    # Bursty: the share of a document's name tokens taken by its most common name is far above
+    # what independent draws from the same frequencies give.
+    rng = np.random.default_rng(0)
+    names, frequency = zip(*counts.items())
+    p = np.array(frequency) / sum(frequency)
+    observed, independent = [], []
+    for words in documents:
+        in_document = [w for w in words if w in NAMES]
+        if len(in_document) >= 4:
+            observed.append(Counter(in_document).most_common(1)[0][1] / len(in_document))
+            draw = rng.choice(len(names), size=len(in_document), p=p)
+            independent.append(Counter(draw).most_common(1)[0][1] / len(in_document))
+    assert np.mean(observed) > np.mean(independent) + 0.1
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (6, 16)])
+def test_circuits_follow_their_chains_on_distinct_heads(shape):
+    n_layers, n_heads = shape
+    circuits = draw_circuits(n_layers, n_heads, seed=0)
+    assert circuits == draw_circuits(n_layers, n_heads, seed=0)
+    heads = [(layer, head) for task in TASK_NAMES for layer, head, _ in circuits[task]]
+    assert len(set(heads)) == len(heads)
+    for task in TASK_NAMES:
+        assert [role for _, _, role in circuits[task]] == list(CIRCUIT_ROLES[task])
+        layers = [layer for layer, _, _ in circuits[task]]
+        assert layers == sorted(set(layers)) and all(0 <= l < n_layers for l in layers)
+    placements = {tuple(map(tuple, draw_circuits(n_layers, n_heads, seed)["ioi"])) for seed in range(6)}
+    assert len(placements) > 1, "placement must change with the training seed"
+
+
+def test_z_patch_matches_transformerlens_hook_z_patching(tokenizer, tmp_path):
+    """Patching z in the plain training module is what replacing hook_z in TransformerLens does."""
+    from transformers import AutoTokenizer
+
+    from saekit import _tl
+
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=16)
+    module = AttnOnlyTransformer(cfg, seed=1).eval()
+    tokens = torch.randint(3, cfg.d_vocab, (3, 10), generator=torch.Generator().manual_seed(0))
+    source = torch.randn(3, 10, 4, 8, generator=torch.Generator().manual_seed(1))
+    heads = torch.tensor([[True, False, False, True], [False, False, False, False], [False, True, False, False]])
+    patches = [ZPatch(source, heads), None]
+    with torch.no_grad():
+        patched = module.unembed_residual(module.run_layers(tokens, patches)[0])
+        clean = module(tokens)
+    tokenizer.save_pretrained(tmp_path)  # TransformerLens needs a tokenizer loaded from a folder
+    model = _tl.build_from_state_dict(cfg.tl_config(), module.state_dict(), AutoTokenizer.from_pretrained(tmp_path), "cpu")
+
+    def replace(z, hook):
+        return torch.where(heads[:, None, :, None], source, z)
+
+    with torch.no_grad():
+        expected = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", replace)])
+    torch.testing.assert_close(patched, expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(patched, clean, atol=1e-3)
+
+
+def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
+    """With every head outside the circuit writing nothing, resampling them changes nothing, so the
+    strictness loss equals the behaviour loss on the positives; silencing a circuit head breaks that."""
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
+    module = AttnOnlyTransformer(cfg, seed=0).eval()
+    circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
+    config = testbed.TestbedConfig(pairs_per_task=6, model=cfg)
+    batch, keys = _task_batch(tokenizer, "induction", config, seed=0)
+    with torch.no_grad():
+        for layer in range(2):
+            keep = torch.zeros(4, dtype=torch.bool)
+            keep[[h for l, h, _ in circuit if l == layer]] = True
+            module.blocks[layer].attn.W_O[~keep] = 0
+        positives_only = type(batch)(batch.tokens[0::2], batch.targets[0::2])
+        from saekit.zoo.testbed import _soft_cross_entropy
+
+        behaviour_on_positives = _soft_cross_entropy(module(positives_only.tokens), positives_only.targets)
+        _, _, strict = task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(strict, behaviour_on_positives)
+        _, _, strict_wrong_circuit = task_losses(
+            module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
+        )
+    assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
