@@ -302,3 +302,50 @@ def test_head_explorer_leaves_its_static_figure_in_exported_html(tmp_path):
     notebook.metadata.pop("widgets", None)
     html, _ = HTMLExporter().from_notebook_node(notebook)
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64', html)) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Roles recorded in a toy model's ground truth
+# --------------------------------------------------------------------------------------------
+
+
+def _zoo_with(monkeypatch, tmp_path, truth: dict):
+    import json
+
+    import saekit.zoo
+
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "ground_truth.json").write_text(json.dumps({"tasks": truth}))
+    monkeypatch.setattr(saekit.zoo, "toy_model_names", lambda: ["tb"])
+    monkeypatch.setattr(saekit.zoo, "toy_model_dir", lambda name: tmp_path / name)
+
+
+def test_ground_truth_roles_pair_each_head_with_its_role(monkeypatch, tmp_path):
+    from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
+
+    _zoo_with(monkeypatch, tmp_path, {
+        "induction": {"heads": [[2, 1], [0, 3]], "roles": ["induction", "previous-token"]},
+        "ioi": {"heads": [[1, 1]]},
+    })
+    roles = ground_truth_roles("tb", "induction")
+    assert roles == {(2, 1): "induction", (0, 3): "previous-token"}
+    assert set(roles) == ground_truth_heads("tb", "induction")
+    assert ground_truth_roles("tb", "ioi") == {}  # no roles recorded: titles fall back to "L.H"
+    with pytest.raises(TaskError, match="no ground truth for task 'docstring'"):
+        ground_truth_roles("tb", "docstring")
+
+
+def test_ground_truth_roles_refuse_a_list_that_does_not_match_the_heads(monkeypatch, tmp_path):
+    from saekit.tasks.ground_truth import ground_truth_roles
+
+    _zoo_with(monkeypatch, tmp_path, {"ioi": {"heads": [[1, 1], [2, 0]], "roles": ["name-mover"]}})
+    with pytest.raises(TaskError, match="2 heads but 1 roles"):
+        ground_truth_roles("tb", "ioi")
+
+
+def test_pretrained_ground_truths_have_no_roles_and_unknown_pairs_raise():
+    from saekit.tasks.ground_truth import ground_truth_roles
+
+    assert ground_truth_roles("gpt2-small", "ioi") == {}
+    with pytest.raises(TaskError, match="No ground truth"):
+        ground_truth_roles("gpt2-small", "docstring")
