@@ -85,13 +85,21 @@ def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") 
     """
     if variant not in VARIANTS:
         raise TaskError(f"Unknown ground-truth variant {variant!r}; use one of {VARIANTS}.")
-    toy = _toy_truth(model_name, task_name)
-    if toy is not None:
-        return frozenset((int(layer), int(head)) for layer, head in toy["heads"])
+    from saekit.zoo import toy_model_dir, toy_model_names
+
+    if model_name in toy_model_names():
+        path = toy_model_dir(model_name) / "ground_truth.json"
+        if not path.is_file():
+            raise TaskError(f"Toy model {model_name!r} ships no ground_truth.json at {path}.")
+        tasks = json.loads(path.read_text())["tasks"]
+        if task_name not in tasks:
+            raise TaskError(
+                f"Toy model {model_name!r} has no ground truth for task {task_name!r}; it has "
+                f"{', '.join(sorted(tasks))}."
+            )
+        return frozenset((int(layer), int(head)) for layer, head in tasks[task_name]["heads"])
     key = (model_name, task_name, variant)
     if key not in PAPER_HEADS:
-        from saekit.zoo import toy_model_names
-
         known = sorted({f"{m}/{t}" for m, t, _ in PAPER_HEADS})
         toys = [f"{name}/<task>" for name in toy_model_names()]
         raise TaskError(
@@ -102,24 +110,6 @@ def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") 
     return PAPER_HEADS[key]
 
 
-def _toy_truth(model_name: str, task_name: str) -> dict[str, Any] | None:
-    """A shipped toy model's ground-truth entry for ``task_name``; None for other models."""
-    from saekit.zoo import toy_model_dir, toy_model_names
-
-    if model_name not in toy_model_names():
-        return None
-    path = toy_model_dir(model_name) / "ground_truth.json"
-    if not path.is_file():
-        raise TaskError(f"Toy model {model_name!r} ships no ground_truth.json at {path}.")
-    tasks = json.loads(path.read_text())["tasks"]
-    if task_name not in tasks:
-        raise TaskError(
-            f"Toy model {model_name!r} has no ground truth for task {task_name!r}; it has "
-            f"{', '.join(sorted(tasks))}."
-        )
-    return tasks[task_name]
-
-
 def ground_truth_roles(model_name: str, task_name: str) -> dict[Head, str]:
     """Each known circuit head's role, where the model's ground truth records one.
 
@@ -127,17 +117,19 @@ def ground_truth_roles(model_name: str, task_name: str) -> dict[Head, str]:
     models without roles (toy-4l, the papers' sets) give an empty dict, and figures then title
     heads "L.H" alone. Unknown (model, task) pairs raise as in ``ground_truth_heads``.
     """
-    toy = _toy_truth(model_name, task_name)
-    if toy is None:
-        ground_truth_heads(model_name, task_name)  # raises for a pair with no ground truth
+    ground_truth_heads(model_name, task_name)  # raises for a pair with no ground truth
+    from saekit.zoo import toy_model_dir, toy_model_names
+
+    if model_name not in toy_model_names():
         return {}
-    roles = toy.get("roles", [])
-    if roles and len(roles) != len(toy["heads"]):
+    entry = json.loads((toy_model_dir(model_name) / "ground_truth.json").read_text())["tasks"][task_name]
+    roles = entry.get("roles", [])
+    if roles and len(roles) != len(entry["heads"]):
         raise TaskError(
-            f"Toy model {model_name!r}, task {task_name!r}: ground_truth.json lists {len(toy['heads'])} heads "
+            f"Toy model {model_name!r}, task {task_name!r}: ground_truth.json lists {len(entry['heads'])} heads "
             f"but {len(roles)} roles; give one role per head (or none). Save the model again."
         )
-    return {(int(layer), int(head)): str(role) for (layer, head), role in zip(toy["heads"], roles)}
+    return {(int(layer), int(head)): str(role) for (layer, head), role in zip(entry["heads"], roles)}
 
 
 def heads_to_mask(heads: Iterable[Head | str], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
