@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from saekit.diagnose import PremiseDiagnosis
+    from saekit._tl import HookedModel
+    from saekit.heads import AttentionPatterns, LogitAttribution
+    from saekit.tasks.base import ContrastiveTask
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -59,11 +62,14 @@ def plot_head_grid(
     annotate: bool = True,
     cmap: str = "viridis",
     ax: Axes | None = None,
+    limit: float | None = None,
 ) -> Axes:
     """A layer x head heatmap of one value per head, with ``highlight`` heads outlined.
 
     Use it for node scores, patching effects (pass ``cmap="RdBu_r"``: centred at zero) or a
-    circuit mask. ``annotate`` prints each value in its cell (for grids up to 16 x 16).
+    circuit mask. ``annotate`` prints each value in its cell (for grids up to 16 x 16). A
+    zero-centred map spans ±``limit`` (default: the largest |value|), so grids drawn side by
+    side can share one scale.
     """
     from matplotlib.patches import Patch, Rectangle
 
@@ -72,7 +78,7 @@ def plot_head_grid(
     ax = _axes(ax, (max(4.0, 0.55 * n_heads + 2), max(2.5, 0.45 * n_layers + 1.2)))
     limits = {}
     if cmap in ("RdBu_r", "RdBu", "coolwarm", "bwr"):
-        bound = float(np.abs(grid).max()) or 1.0
+        bound = limit or float(np.abs(grid).max()) or 1.0
         limits = {"vmin": -bound, "vmax": bound}
     image = ax.imshow(grid, cmap=cmap, aspect="auto", **limits)
     ax.figure.colorbar(image, ax=ax, label=label)
@@ -349,3 +355,170 @@ def plot_premise(diagnosis: PremiseDiagnosis, title: str = "", ax: Axes | None =
     ax.set_title("\n".join(part for part in (title, aucs) if part), fontsize=10)
     ax.legend(handles=handles, loc="lower right", fontsize=8)
     return ax
+
+
+# --------------------------------------------------------------------------------------------
+# What the heads do: attention patterns and direct logit attribution (saekit.heads)
+# --------------------------------------------------------------------------------------------
+
+#: Roles of circuit heads, e.g. {(9, 9): "name mover"}; keys may also be "L.H" strings.
+Roles = Mapping[Any, str]
+
+
+def _head_title(head: tuple[int, int], roles: Roles | None) -> str:
+    """The head as "L.H", followed by its role where ``roles`` gives one."""
+    from saekit.tasks.ground_truth import parse_head
+
+    named = {parse_head(key): role for key, role in (roles or {}).items()}
+    return f"{head[0]}.{head[1]} {named[head]}" if head in named else f"{head[0]}.{head[1]}"
+
+
+def _draw_pattern(ax: Axes, pattern: Tensor, labels: tuple[str, ...], x_labels: bool = True, y_labels: bool = True):
+    """One pattern as an image on a fixed 0..1 scale (comparable across heads), tokens as ticks."""
+    image = ax.imshow(np.asarray(pattern), cmap="Blues", vmin=0.0, vmax=1.0)
+    size = 8 if len(labels) <= 20 else 6
+    ax.set_xticks(range(len(labels)), labels if x_labels else [], rotation=90, fontsize=size)
+    ax.set_yticks(range(len(labels)), labels if y_labels else [], fontsize=size)
+    return image
+
+
+def plot_attention_pattern(
+    patterns: AttentionPatterns,
+    head: Any | None = None,
+    roles: Roles | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """One head's attention pattern: queries down, the keys they read from across, tokens as labels.
+
+    ``patterns`` comes from [`attention_patterns`][saekit.heads.attention_patterns] (one prompt
+    or a mean); ``head`` picks one of its heads ("L.H" or (layer, head); the first if None). The
+    title is "L.H", the head's role where ``roles`` gives one, and what the pattern was averaged
+    over.
+    """
+    from saekit.tasks.ground_truth import parse_head
+
+    chosen = patterns.heads[0] if head is None else parse_head(head)
+    n = len(patterns.labels)
+    ax = _axes(ax, (max(4.0, 0.28 * n + 1.5), max(3.5, 0.28 * n + 1.0)))
+    image = _draw_pattern(ax, patterns.of(chosen), patterns.labels)
+    ax.figure.colorbar(image, ax=ax, label="attention")
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query")
+    ax.set_title(f"{_head_title(chosen, roles)}\n{patterns.description}", fontsize=10)
+    return ax
+
+
+def plot_attention_grid(patterns: AttentionPatterns, roles: Roles | None = None, n_cols: int = 4) -> Figure:
+    """The attention patterns of a set of heads (e.g. a circuit), one panel each, titled "L.H role".
+
+    Panels share the token axes (labelled on the left column and the bottom row) and one colour
+    scale, 0 to 1; the figure's title says what the patterns were averaged over.
+    """
+    import matplotlib.pyplot as plt
+
+    if n_cols < 1:
+        raise HeadSetError(f"n_cols must be at least 1, not {n_cols}.")
+    n_panels, n = len(patterns.heads), len(patterns.labels)
+    n_cols = min(n_cols, n_panels)
+    n_rows = -(-n_panels // n_cols)
+    side = max(2.2, 0.17 * n + 0.8)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(side * n_cols + 1.2, side * n_rows + 0.8),
+                                layout="constrained", squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= n_panels:
+            ax.set_axis_off()
+            continue
+        image = _draw_pattern(ax, patterns.pattern[index], patterns.labels,
+                              x_labels=index + n_cols >= n_panels, y_labels=index % n_cols == 0)
+        ax.set_title(_head_title(patterns.heads[index], roles), fontsize=10)
+    figure.colorbar(image, ax=axes, label="attention", shrink=0.8)
+    figure.suptitle(patterns.description)
+    return figure
+
+
+def plot_logit_attribution(
+    positive: LogitAttribution,
+    negative: LogitAttribution | None = None,
+    highlight: HeadsLike | None = None,
+    highlight_label: str = "circuit",
+    title: str = "",
+) -> Figure:
+    """Each head's mean direct logit attribution as a layer x head grid, positives beside negatives.
+
+    Red heads push the right answer up, blue ones the wrong answer; both panels share one scale,
+    so a head that matters only for the positives stands out. ``highlight`` outlines a head set.
+    """
+    import matplotlib.pyplot as plt
+
+    sides = [positive] if negative is None else [positive, negative]
+    means = [side.mean() for side in sides]
+    limit = max(float(mean.abs().max()) for mean in means) or 1.0
+    n_layers, n_heads = means[0].shape
+    width, height = max(4.0, 0.55 * n_heads + 2), max(2.5, 0.45 * n_layers + 1.2)
+    figure, axes = plt.subplots(1, len(sides), figsize=(width * len(sides), height + 0.6), layout="constrained",
+                                squeeze=False)
+    for ax, side, mean in zip(axes[0], sides, means):
+        plot_head_grid(mean, title=f"{side.side}s ({len(side.logit_diff)} prompts)", label="Δ logit",
+                       highlight=highlight, highlight_label=highlight_label, cmap="RdBu_r", ax=ax, limit=limit)
+    figure.suptitle("\n".join(part for part in (title, f"direct logit attribution: {positive.direction}") if part))
+    return figure
+
+
+def explore_heads(
+    model: HookedModel,
+    task: ContrastiveTask,
+    heads: HeadsLike,
+    roles: Roles | None = None,
+    side: str = "positive",
+    batch_size: int = 64,
+) -> Explorer:
+    """Pick a head and a prompt (or a template's mean): its attention pattern beside the DLA grid.
+
+    The left panel is the head's attention pattern on the chosen prompt (tokens as labels) or
+    averaged over a template's prompts; the right one every head's direct logit attribution on
+    the same prompts, the chosen head outlined. Patterns are computed once per choice and kept.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from saekit.heads import attention_patterns, direct_logit_attribution, head_list
+
+    chosen = head_list(heads, int(model.cfg.n_layers), int(model.cfg.n_heads))
+    attribution = direct_logit_attribution(model, task, side=side, batch_size=batch_size)
+    templates = sorted(set(task.template_ids.tolist()))
+    counts = {t: int((task.template_ids == t).sum()) for t in templates}
+    choices = [(f"mean of template {t} ({counts[t]} prompts)", ("template", t)) for t in templates]
+    prompts = task.positive_prompts if side == "positive" else task.negative_prompts
+    choices += [(f"prompt {i}: {text[:60]}", ("prompt", i)) for i, text in enumerate(prompts)]
+    computed: dict[tuple[str, int], AttentionPatterns] = {}
+
+    def draw(head: int, choice: tuple[str, int]) -> Figure:
+        kind, value = choice
+        if choice not in computed:
+            computed[choice] = attention_patterns(
+                model, task, chosen, side=side, batch_size=batch_size,
+                **({"template": value} if kind == "template" else {"prompts": [value]}),
+            )
+        rows = task.template_ids == value if kind == "template" else torch.arange(task.n_pairs) == value
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+        plot_attention_pattern(computed[choice], chosen[head], roles=roles, ax=left)
+        plot_head_grid(attribution.heads[rows].mean(0), title=f"direct logit attribution ({attribution.direction})",
+                       label="Δ logit", highlight=[chosen[head]], highlight_label=_head_title(chosen[head], roles),
+                       cmap="RdBu_r", ax=right)
+        return figure
+
+    def show(head: int, choice: tuple[str, int]) -> None:
+        figure = draw(head, choice)
+        display(figure)
+        plt.close(figure)
+
+    controls = {
+        "head": widgets.Dropdown(options=[(_head_title(h, roles), i) for i, h in enumerate(chosen)],
+                                 description="head"),
+        "choice": widgets.Dropdown(options=choices, description="prompts", layout=widgets.Layout(width="60%")),
+    }
+    output = widgets.interactive_output(show, controls)
+    static = draw(controls["head"].value, controls["choice"].value)
+    plt.close(static)  # shown by Explorer's display only, not again by the inline backend
+    return Explorer(widgets.VBox([widgets.HBox(list(controls.values())), output]), static)

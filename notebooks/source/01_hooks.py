@@ -6,9 +6,11 @@
 # - find a model's hook points and cache the activations you need (and only those);
 # - get each head's output on its own: `hook_z`, and its write into the residual stream `z · W_O`;
 # - reduce a prompt's positions to one vector without letting padding in;
-# - write a hook that edits one head, and remove hooks safely even when something fails.
+# - write a hook that edits one head, and remove hooks safely even when something fails;
+# - see what a head does: where it attends (its attention pattern) and what its write does to the
+#   answer (direct logit attribution).
 #
-# **Estimated time:** 40 minutes (3 exercises). Runs in well under a minute on a laptop CPU.
+# **Estimated time:** 50 minutes (3 exercises). Runs in well under a minute on a laptop CPU.
 #
 # Everything saekit does rests on these operations: the SAE reads one vector per (prompt, head),
 # and ablation replaces a head's `hook_z`. Doing them once by hand makes the library's choices
@@ -223,10 +225,87 @@ assert torch.allclose(after, clean_metric), "a hook leaked past the with-block"
 print("after the exception the model is clean again: metric", float(after))
 
 # %% [markdown]
+# ## 6. What the heads do
+#
+# A score says *that* a head matters, not *what* it does. Two views read from the hooks above
+# answer that. A head's **attention pattern** (`blocks.L.attn.hook_pattern`, `[batch, head,
+# query, key]`) shows which earlier tokens each position reads from. Its **direct logit
+# attribution** (DLA) is its write `z · W_O` at the answer position, divided by the final
+# LayerNorm's scale and projected onto the task's answer direction `W_U[answer] − W_U[wrong]`:
+# how far that head alone moves the logit difference.
+#
+# `attention_patterns` averages over prompts **aligned at their end**: the last row is always the
+# answer position, and within one template each distance from the end is the same slot (tokens
+# that differ between prompts, like the names, are shown in brackets). Below: every head, on the
+# prompts of the first prompt's template. A head's previous-token score is the mean attention
+# from each token to the one just before it.
+
+# %%
+from saekit.heads import attention_patterns, direct_logit_attribution
+from saekit.viz import explore_heads, plot_attention_grid, plot_attention_pattern, plot_logit_attribution
+
+template = int(task.template_ids[0])
+every_head = attention_patterns(model, task, torch.ones(n_layers, n_heads, dtype=torch.bool), template=template)
+previous_token_score = every_head.pattern.diagonal(offset=-1, dim1=1, dim2=2).mean(-1)  # one per head
+previous_head = every_head.heads[int(previous_token_score.argmax())]
+width = every_head.pattern.shape[-1]
+uniform = (1 / torch.arange(2, width + 1).float()).mean()  # attention spread evenly over the tokens so far
+print(f"{every_head.description}: head {previous_head[0]}.{previous_head[1]} puts "
+      f"{previous_token_score.max():.2f} of its attention on the previous token (uniform attention: {uniform:.2f})")
+assert previous_token_score.max() > 2 * uniform
+
+# %% [markdown]
+# The head with the highest score puts more than twice as much attention on the previous token as
+# uniform attention would. Here it is on prompt 0, the tokens as labels: most of each row's
+# weight sits just left of the diagonal.
+
+# %%
+plot_attention_pattern(attention_patterns(model, task, [previous_head], prompts=[0]), roles={previous_head: "previous-token-like"});
+
+# %% [markdown]
+# Now DLA, on the positives and on the negatives side by side. For `greater-than`, whose metric
+# is a probability difference, the direction is the logit difference of the same tokens (mean
+# answer − mean wrong). With the scale taken from the cache (TransformerLens'
+# `apply_ln_to_stack`), the decomposition is exact: the heads' attributions plus those of the
+# embeddings and biases add up to each prompt's logit difference.
+
+# %%
+dla_positive = direct_logit_attribution(model, task)
+dla_negative = direct_logit_attribution(model, task, side="negative")
+components = dla_positive.heads.sum((1, 2)) + dla_positive.other.sum(1)
+print("max |Σ components − logit difference| =", float((components - dla_positive.logit_diff).abs().max()))
+assert torch.allclose(components, dla_positive.logit_diff, atol=1e-4)
+top = int(dla_positive.mean().argmax())
+top_head = divmod(top, n_heads)
+on_positives, on_negatives = float(dla_positive.mean().flatten()[top]), float(dla_negative.mean().flatten()[top])
+print(f"head {top_head[0]}.{top_head[1]} raises the answer most on the positives ({on_positives:+.2f}); "
+      f"on the negatives: {on_negatives:+.2f}")
+assert on_positives > on_negatives
+plot_logit_attribution(dla_positive, dla_negative, highlight=[top_head], highlight_label="largest on positives", title=TASK);
+
+# %% [markdown]
+# The head that raises the right answer most on the positives raises it less on the negatives,
+# where the task's information is missing. Patterns of the four heads with the largest |DLA| on
+# the positives, averaged over the template's prompts:
+
+# %%
+strongest = dla_positive.mean().abs().flatten().argsort(descending=True)[:4]
+plot_attention_grid(attention_patterns(model, task, [divmod(int(i), n_heads) for i in strongest], template=template));
+
+# %% [markdown]
+# Pick a head and a prompt (or a template's mean) and both views redraw. The widget is live only
+# with a running kernel; under it is a plain figure of its first view, which exported pages keep.
+
+# %%
+explore_heads(model, task, [previous_head, top_head], roles={previous_head: "previous-token-like"})
+
+# %% [markdown]
 # ## Summary
 #
 # - Per-head work happens at `blocks.L.attn.hook_z`; `z · W_O[L, h]` is the head's write.
 # - A masked mean over real positions turns a prompt into one vector per head; padding stays out.
 # - Hooks return the edited activation; attach them with `with model.hooks(...)`.
+# - `hook_pattern` shows where a head attends; its write through the final LayerNorm onto the
+#   answer direction (DLA) shows what it does to the answer, and all components add up exactly.
 #
 # Next: **02 · SAE training**, where these vectors become the SAE's training data.

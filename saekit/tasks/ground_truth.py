@@ -110,6 +110,28 @@ def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") 
     return PAPER_HEADS[key]
 
 
+def ground_truth_roles(model_name: str, task_name: str) -> dict[Head, str]:
+    """Each known circuit head's role, where the model's ground truth records one.
+
+    A test-bed model's ``ground_truth.json`` gives ``"roles"`` beside ``"heads"`` (one per head);
+    models without roles (toy-4l, the papers' sets) give an empty dict, and figures then title
+    heads "L.H" alone. Unknown (model, task) pairs raise as in ``ground_truth_heads``.
+    """
+    ground_truth_heads(model_name, task_name)  # raises for a pair with no ground truth
+    from saekit.zoo import toy_model_dir, toy_model_names
+
+    if model_name not in toy_model_names():
+        return {}
+    entry = json.loads((toy_model_dir(model_name) / "ground_truth.json").read_text())["tasks"][task_name]
+    roles = entry.get("roles", [])
+    if roles and len(roles) != len(entry["heads"]):
+        raise TaskError(
+            f"Toy model {model_name!r}, task {task_name!r}: ground_truth.json lists {len(entry['heads'])} heads "
+            f"but {len(roles)} roles; give one role per head (or none). Save the model again."
+        )
+    return {(int(layer), int(head)): str(role) for (layer, head), role in zip(entry["heads"], roles)}
+
+
 def heads_to_mask(heads: Iterable[Head | str], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
     """A boolean (layer, head) mask of a head set ((layer, head) pairs or "L.H" strings),
     checking that every head is in range."""
