@@ -97,6 +97,15 @@ MISTAKES = [
      lambda pre, k: torch.zeros_like(pre).scatter(-1, pre.topk(k).indices, pre.topk(k).values), "ReLU"),
     (checks.signed_codes, lambda latents: latents.abs().argmax(-1).masked_fill((latents == 0).all(-1), -1),
      "sign is lost"),
+    (checks.head_d_prime, lambda p, n: (p.mean(0) - n.mean(0)).norm(), "pooled within-class spread"),
+    (checks.head_d_prime, lambda p, n: (p.mean(0) - n.mean(0)).norm() / ((p.var(0) + n.var(0)).sum() / 2).sqrt(),
+     "n − 1"),
+    (checks.head_d_prime,
+     lambda p, n: (p.mean(0) - n.mean(0)).norm() / ((p.var(0, correction=0) + n.var(0, correction=0)).mean() / 2).sqrt(),
+     "their sum"),
+    (checks.head_d_prime,
+     lambda p, n: (p.mean(0) - n.mean(0)).norm()
+     / ((p.var(0, correction=0).sum().sqrt() + n.var(0, correction=0).sum().sqrt()) / 2), "standard deviations"),
 ]
 
 
