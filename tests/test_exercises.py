@@ -229,6 +229,14 @@ WRONG_ANSWERS = {
             _signed(f, f.abs().argmax(-1))[0] < 0, f.abs().argmax(-1) + f.shape[-1], f.abs().argmax(-1)
         ).masked_fill((f == 0).any(-1), -1), "wrong codes"),
     ],
+    checks.head_d_prime: [
+        ("no spread", lambda p, n: (p.mean(0) - n.mean(0)).norm(), "pooled within-class spread"),
+        ("n − 1", lambda p, n: (p.mean(0) - n.mean(0)).norm() / ((p.var(0) + n.var(0)).sum() / 2).sqrt(), "n − 1"),
+        ("variances averaged over dimensions", lambda p, n: (p.mean(0) - n.mean(0)).norm()
+         / ((p.var(0, correction=0) + n.var(0, correction=0)).mean() / 2).sqrt(), "their sum"),
+        ("standard deviations pooled", lambda p, n: (p.mean(0) - n.mean(0)).norm()
+         / ((p.var(0, correction=0).sum().sqrt() + n.var(0, correction=0).sum().sqrt()) / 2), "standard deviations"),
+    ],
 }
 WRONG = [(check, *wrong) for check, answers in WRONG_ANSWERS.items() for wrong in answers]
 

@@ -9,6 +9,7 @@ Inputs are random but seeded by a local generator: a check gives the same verdic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -427,3 +428,48 @@ def signed_codes(fn: Callable[[Tensor], Tensor]) -> None:
             f"{NO_CODE} if the row is all zeros."
         )
     _passed(name)
+
+
+def head_d_prime(fn: Callable[[Tensor, Tensor], Any]) -> None:
+    """``fn(positive [n, d], negative [n, d])`` → one head's d′ = ‖μ₊ − μ₋‖ / sqrt((tr Σ₊ + tr Σ₋) / 2)."""
+    from saekit.activations import HeadActivations
+    from saekit.diagnose import d_prime
+
+    name = "head_d_prime"
+    rng = _rng()
+    # few vectors (n − 1 vs n shows), unequal spreads per class and per dimension (a mean of
+    # variances or of standard deviations shows), a shift between the classes
+    positive = torch.randn(4, 3, generator=rng) * torch.tensor([1.0, 3.0, 0.5]) + torch.tensor([1.0, -2.0, 0.5])
+    negative = torch.randn(4, 3, generator=rng) * 2.0
+    got = _call(name, fn, positive.clone(), negative.clone())
+    try:
+        got = float(got)
+    except (TypeError, ValueError, RuntimeError):
+        raise ExerciseFailed(f"{name}: return one number (a float or a one-element tensor), not {type(got).__name__}.") from None
+    pair = HeadActivations(positive=positive[:, None], negative=negative[:, None], activation="result",
+                           reduction="mean", n_layers=1, n_heads=1)
+    want = float(d_prime(pair)[0])
+    gap = float((positive.mean(0) - negative.mean(0)).norm())
+    variance = {c: positive.var(0, correction=c) + negative.var(0, correction=c) for c in (0, 1)}
+    wrong = {
+        "you returned ‖μ₊ − μ₋‖ itself: divide by the pooled within-class spread, so that rescaling a "
+        "head does not change its d′.": gap,
+        "you divided by n − 1: use the population variance (var(0, correction=0)), the mean squared "
+        "distance from the class mean.": gap / float((variance[1].sum() / 2).sqrt()),
+        "you averaged the variances over dimensions: tr Σ is their sum (the total variance of the "
+        "class).": gap / float((variance[0].mean() / 2).sqrt()),
+        "you pooled standard deviations: average the two total variances, then take the square root.":
+        gap / float((positive.var(0, correction=0).sum().sqrt() + negative.var(0, correction=0).sum().sqrt()) / 2),
+        "you forgot the 1/2: the pooled spread is sqrt of the *mean* of the two total variances.":
+        gap / float(variance[0].sum().sqrt()),
+    }
+    if math.isclose(got, want, rel_tol=1e-4):
+        _passed(name)
+        return
+    for hint, value in wrong.items():
+        if math.isclose(got, value, rel_tol=1e-4):
+            raise ExerciseFailed(f"{name}: {hint}")
+    raise ExerciseFailed(
+        f"{name}: expected {want:.4f}, got {got:.4f}. μ is each class's mean vector (mean over dim 0); tr Σ "
+        "is var(0, correction=0).sum() of a class."
+    )

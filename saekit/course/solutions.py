@@ -118,13 +118,20 @@ def signed_codes(latents: Float[Tensor, "... d_sae"]) -> Int[Tensor, "..."]:
     return codes.masked_fill((latents == 0).all(dim=-1), NO_CODE)
 
 
+def head_d_prime(positive: Float[Tensor, "n d"], negative: Float[Tensor, "n d"]) -> float:
+    """‖μ₊ − μ₋‖ over the pooled within-class spread sqrt((tr Σ₊ + tr Σ₋) / 2)."""
+    gap = (positive.mean(0) - negative.mean(0)).norm()
+    spread = ((positive.var(0, correction=0).sum() + negative.var(0, correction=0).sum()) / 2).sqrt()
+    return float(gap / spread)
+
+
 #: Every exercise's reference solution, by the name of its check.
 SOLUTIONS: dict[str, Callable] = {
     fn.__name__: fn
     for fn in (
         top_k_heads, head_writes, masked_position_mean, zero_head_hook, sae_loss, explained_variance,
         codes_from_latents, node_scores, precision_recall_at_k, mean_ablate, normalised_faithfulness,
-        third_name_negative, topk_activation, signed_codes,
+        third_name_negative, topk_activation, signed_codes, head_d_prime,
     )
 }
 
