@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import saekit
-from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves, prune_heads
+from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves
 from saekit.baselines import BASELINES
 from saekit.course import checks
 from saekit.discovery import discover, paper_config
@@ -201,10 +201,10 @@ explore_threshold(scores, lambda mask: evaluate_circuit(model, small, mask)[0].f
 # %%
 print(f"{'method':>22} {'seconds':>8} {'ROC AUC':>8}")
 print(f"{'SAE codes':>22} {sae_seconds:8.2f} {roc_auc(scores, truth) if truth is not None else float('nan'):8.3f}")
-baseline_scores = {}
+baseline_scores, baseline_results = {}, {}
 for name, method in BASELINES.items():
     baseline = method(model, task, threshold=ACDC_THRESHOLD) if name == "acdc" else method(model, task)
-    baseline_scores[name] = baseline.scores
+    baseline_scores[name], baseline_results[name] = baseline.scores, baseline
     auc = roc_auc(baseline.scores, truth) if truth is not None else float("nan")
     print(f"{name:>22} {baseline.seconds:8.2f} {auc:8.3f}")
     assert baseline.scores.shape == (n_layers, n_heads)
@@ -218,7 +218,7 @@ for ax, (name, grid) in zip(axes, {"SAE codes": scores, **baseline_scores}.items
 # model. Compare its size with the known circuit's.
 
 # %%
-pruned = prune_heads(model, task, ACDC_THRESHOLD)
+pruned = baseline_results["acdc"].pruned  # prune_heads(model, task, ACDC_THRESHOLD), run by the acdc baseline
 removed = n_layers * n_heads - pruned.circuit.n_heads
 print(f"ACDC (threshold {ACDC_THRESHOLD}) keeps {pruned.circuit.n_heads} heads, faithfulness {pruned.circuit.faithfulness:.2f}")
 if truth is not None:
