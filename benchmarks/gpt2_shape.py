@@ -135,7 +135,8 @@ def main() -> None:
 
     table_passes = (1 + N_RANDOM + 1 + 1 + 1) * per_prompt["kl"] + per_prompt["z"]  # circuits, empty, clean; means
     nb00 = load_seconds + task_seconds * NB00_PAIRS / task.n_pairs + discover_at(NB00_PAIRS) + NB00_PAIRS * table_passes
-    curve_circuits = CURVE_POINTS * (1 + N_RANDOM) + 1
+    # Each order's first point (no head) and last (every head) are one circuit each: run once.
+    curve_circuits = (CURVE_POINTS - 2) * (1 + N_RANDOM) + 2
     evaluate = 3 * per_prompt["kl"]  # circuit, empty, clean
     nb05_cells = {
         "load, prompts, discover": load_seconds + task_seconds * NB05_PAIRS / task.n_pairs + discover_at(NB05_PAIRS),

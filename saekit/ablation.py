@@ -336,9 +336,11 @@ def _run_circuits(
     """:func:`ablation_runs` with its arguments checked and its replacements prepared.
 
     Without ``kl`` only the logits the metric reads are computed (see :func:`scored_tokens`);
-    without ``clean`` (and ``kl``) the full model is not run.
+    without ``clean`` (and ``kl``) the full model is not run. A circuit given more than once
+    (the empty circuit at every curve's start, say) runs once.
     """
     device = model.cfg.device
+    keep, circuit_of_row = torch.unique(keep, dim=0, return_inverse=True)
     keep = keep.to(device)
     prompts_per_pass = min(task.n_pairs, batch_size)
     circuits_per_pass = max(1, batch_size // prompts_per_pass)
@@ -370,7 +372,11 @@ def _run_circuits(
                     kl_values[circuits, rows] = (
                         (clean_logprobs.exp() * (clean_logprobs - logprobs)).sum(-1).clamp(min=0).cpu()
                     )
-    return AblationRuns(metric=metric, kl=kl_values, clean_metric=clean_metric)
+    return AblationRuns(
+        metric=metric[circuit_of_row],
+        kl=None if kl_values is None else kl_values[circuit_of_row],
+        clean_metric=clean_metric,
+    )
 
 
 def _ablation_kind(kind: AblationKind | str) -> AblationKind:

@@ -544,3 +544,19 @@ def test_acdc_baseline_carries_the_circuit_prune_heads_finds(tiny_gpt2, tiny_tas
     assert result.pruned.circuit == pruned.circuit
     torch.testing.assert_close(result.pruned.effects, pruned.effects)
     torch.testing.assert_close(result.signed, pruned.effects)
+
+
+def test_a_circuit_given_twice_runs_once(tiny_gpt2, tiny_task):
+    circuit = random_head_masks(2, 4, 3, seeds=[0])
+    other = random_head_masks(2, 4, 3, seeds=[1])
+    keep = torch.cat([circuit, other, circuit, circuit])
+    passes = []
+    handle = tiny_gpt2.blocks[0].register_forward_hook(lambda module, args, output: passes.append(1))
+    try:
+        runs = ablation_runs(tiny_gpt2, tiny_task, keep, AblationKind.ZERO, batch_size=tiny_task.n_pairs)
+    finally:
+        handle.remove()
+    assert len(passes) == 1 + 2  # the clean run and the two distinct circuits
+    torch.testing.assert_close(runs.metric[2], runs.metric[0])
+    torch.testing.assert_close(runs.kl[3], runs.kl[0])
+    assert (runs.metric[1] - runs.metric[0]).abs().max() > 1e-4
