@@ -105,6 +105,12 @@ def legacy_config(repo: str, config_json: dict[str, Any]) -> dict[str, Any]:
             f"and pass the model to saekit's functions."
         )
     fields = ("d_model", "n_layers", "d_mlp", "d_head", "n_heads", "n_ctx", "d_vocab", "act_fn", "attn_only")
+    missing = [field for field in fields if field not in config_json]
+    if missing:
+        raise ModelNotFoundError(
+            f"The cached config.json of {repo!r} lacks {', '.join(missing)}: it is not a "
+            f"TransformerLens checkpoint config, or it is damaged; download it again."
+        )
     return {
         **{field: config_json[field] for field in fields},
         "final_rms": config_json.get("final_rms", False),

@@ -268,7 +268,7 @@ def _load_cached(cached: CachedModel, device: str) -> HookedModel:
     config = _tl.legacy_config(cached.repo, cached.config)
     state_dict = torch.load(cached.legacy_weights, map_location="cpu", weights_only=True)
     tokenizer = None if cached.tokenizer_folder is None else AutoTokenizer.from_pretrained(cached.tokenizer_folder)
-    return _tl.build_from_state_dict(config, state_dict, tokenizer, device, process=True)
+    return _tl.build_from_state_dict(config, state_dict, tokenizer, device, process=True, name=cached.repo)
 
 
 def _pretrained_repo(name: str) -> str:

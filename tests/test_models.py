@@ -284,3 +284,11 @@ def test_ground_truth_answers_for_every_alias(alias, task, size):
 def test_other_names_pass_through_unchanged():
     assert canonical_model_name("toy-4l") == "toy-4l"
     assert canonical_model_name("gpt2-large") == "gpt2-large"
+
+
+def test_a_damaged_legacy_config_is_a_saekit_error():
+    with pytest.raises(ModelNotFoundError, match="lacks act_fn.*download it again"):
+        _tl.legacy_config(LEGACY_REPO, {"d_model": 8, "n_layers": 1, "d_mlp": 32, "d_head": 4, "n_heads": 2,
+                                        "n_ctx": 16, "d_vocab": 10, "attn_only": True})
+    with pytest.raises(ModelNotFoundError, match="older TransformerLens layout"):
+        _tl.legacy_config("NeelNanda/SoLU_1L_v9_old", {})
