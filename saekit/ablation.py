@@ -34,7 +34,7 @@ from torch import Tensor
 from saekit.errors import HeadSetError, TaskError
 from saekit.scoring import sample_sd
 from saekit.tasks.ground_truth import HEAD_FORMATS, heads_to_mask
-from saekit.tasks.base import ContrastiveTask, compute_metric
+from saekit.tasks.base import NO_TOKEN, ContrastiveTask, MetricKind, compute_metric
 
 if TYPE_CHECKING:
     from saekit._tl import HookedModel
@@ -112,18 +112,26 @@ def heads_from_mask(mask: Bool[Tensor, "n_layers n_heads"]) -> list[tuple[int, i
 
 
 def capture_head_z(model: HookedModel, tokens: Int[Tensor, "batch seq"]) -> list[Float[Tensor, "batch seq n_heads d_head"]]:
-    """Every layer's hook_z on ``tokens``, one tensor per layer (no gradients)."""
+    """Every layer's hook_z on ``tokens``, one tensor per layer (no gradients); the pass stops
+    at the last layer's z."""
+    from saekit.activations import _StopForward
+
     n_layers, _ = model_shape(model)
     captured: list[Tensor] = [torch.empty(0)] * n_layers
 
     def store(layer: int) -> Callable:
         def hook(z: Tensor, hook: Any) -> None:
             captured[layer] = z.detach()
+            if layer == n_layers - 1:
+                raise _StopForward
 
         return hook
 
-    with torch.no_grad(), model.hooks(fwd_hooks=[(hook_z_name(l), store(l)) for l in range(n_layers)]):
-        model(tokens.to(model.cfg.device))
+    try:
+        with torch.no_grad(), model.hooks(fwd_hooks=[(hook_z_name(l), store(l)) for l in range(n_layers)]):
+            model(tokens.to(model.cfg.device))
+    except _StopForward:
+        pass
     return captured
 
 
@@ -202,6 +210,74 @@ def _replacement_source(
 
 
 # --------------------------------------------------------------------------------------------
+# Forward passes that compute only what the metric reads
+# --------------------------------------------------------------------------------------------
+
+
+def final_residual(
+    model: HookedModel,
+    tokens: Int[Tensor, "rows seq"],
+    positions: Int[Tensor, " rows"],
+    fwd_hooks: list[tuple[str, Callable]] | None = None,
+) -> Float[Tensor, "rows d_model"]:
+    """What enters the unembedding (the final residual, after the last layer norm) at one
+    position per row, from a forward pass under ``fwd_hooks``.
+
+    The pass stops before the unembedding: with a 50k vocabulary that is about a third of a
+    GPT-2 pass, and its ``[rows, seq, vocab]`` output most of the memory. Unembed the rows with
+    :func:`unembed`. Gradients flow if enabled.
+    """
+    from saekit.activations import _StopForward
+
+    captured: list[Tensor] = []
+
+    def stop(module: Any, args: tuple[Tensor, ...]) -> None:
+        captured.append(args[0])
+        raise _StopForward
+
+    handle = model.unembed.register_forward_pre_hook(stop)
+    try:
+        with model.hooks(fwd_hooks=fwd_hooks or []):
+            model(tokens.to(model.cfg.device))
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    resid = captured[0]
+    return resid[torch.arange(len(resid), device=resid.device), positions.to(resid.device)]
+
+
+def unembed(
+    model: HookedModel, resid: Float[Tensor, "rows d_model"], columns: Int[Tensor, " k"] | None = None
+) -> Float[Tensor, "rows k"]:
+    """Logits of ``resid`` (from :func:`final_residual`) for the tokens in ``columns`` (all if None)."""
+    if columns is None:
+        return resid @ model.W_U + model.b_U
+    columns = columns.to(resid.device)
+    return resid @ model.W_U[:, columns] + model.b_U[columns]
+
+
+def scored_tokens(
+    task: ContrastiveTask, full_vocabulary: bool = False
+) -> tuple[Int[Tensor, " k"] | None, Int[Tensor, "n_pairs n_answers"], Int[Tensor, "n_pairs n_wrong"]]:
+    """The logits ``task``'s metric reads: ``(columns, answer_tokens, wrong_tokens)`` with the
+    tokens as indices into ``columns``, for :func:`unembed` and ``compute_metric``.
+
+    A logit difference reads only the answer and wrong tokens; a probability difference (and
+    a KL, ``full_vocabulary``) reads every logit through the softmax, so ``columns`` is None.
+    """
+    if full_vocabulary or task.metric is MetricKind.PROB_DIFF:
+        return None, task.answer_tokens, task.wrong_tokens
+    ids = torch.cat([task.answer_tokens.flatten(), task.wrong_tokens.flatten()])
+    columns = ids[ids != NO_TOKEN].unique()
+
+    def as_columns(tokens: Tensor) -> Tensor:
+        return torch.where(tokens == NO_TOKEN, tokens, torch.searchsorted(columns, tokens))
+
+    return columns, as_columns(task.answer_tokens), as_columns(task.wrong_tokens)
+
+
+# --------------------------------------------------------------------------------------------
 # The batched core
 # --------------------------------------------------------------------------------------------
 
@@ -211,9 +287,11 @@ class AblationRuns:
     """Task metric and KL to the full model for many circuits on every positive prompt."""
 
     metric: Float[Tensor, "n_circuits n_pairs"]
-    kl: Float[Tensor, "n_circuits n_pairs"]
-    """KL(full model ‖ circuit) of the next-token distribution at the answer position."""
-    clean_metric: Float[Tensor, " n_pairs"]
+    kl: Float[Tensor, "n_circuits n_pairs"] | None
+    """KL(full model ‖ circuit) of the next-token distribution at the answer position (None
+    where a caller asked for the metric alone)."""
+    clean_metric: Float[Tensor, " n_pairs"] | None
+    """The full model's metric (None where a caller asked for the circuits alone)."""
 
 
 def ablation_runs(
@@ -223,12 +301,15 @@ def ablation_runs(
     kind: AblationKind | str = AblationKind.MEAN,
     reference: ContrastiveTask | None = None,
     batch_size: int = 64,
+    kl: bool = True,
 ) -> AblationRuns:
     """Run the positives once per circuit: heads where ``keep`` is True stay, the rest are ablated.
 
     ``batch_size`` is the number of sequences per forward pass: rows are (circuit, prompt)
     pairs, so with few prompts several circuits share one pass. ``reference`` is the set whose
-    negatives give the mean for mean ablation (default: ``task`` itself).
+    negatives give the mean for mean ablation (default: ``task`` itself). Each pass unembeds
+    only the answer position; with ``kl=False`` (no KL: ``runs.kl`` is None) only the tokens
+    the metric reads, where it reads only some (a logit difference).
     """
     kind = _ablation_kind(kind)
     n_layers, n_heads = model_shape(model)
@@ -239,7 +320,8 @@ def ablation_runs(
         )
     if batch_size < 1:
         raise TaskError(f"batch_size must be at least 1, not {batch_size}.")
-    return _run_circuits(model, task, keep, _replacement_source(model, task, kind, reference, batch_size), batch_size)
+    replacement_for = _replacement_source(model, task, kind, reference, batch_size)
+    return _run_circuits(model, task, keep, replacement_for, batch_size, kl=kl)
 
 
 def _run_circuits(
@@ -248,34 +330,53 @@ def _run_circuits(
     keep: Bool[Tensor, "n_circuits n_layers n_heads"],
     replacement_for: Callable[[slice, ContrastiveTask], list[Tensor] | None],
     batch_size: int,
+    kl: bool = True,
+    clean: bool = True,
 ) -> AblationRuns:
-    """:func:`ablation_runs` with its arguments checked and its replacements prepared."""
+    """:func:`ablation_runs` with its arguments checked and its replacements prepared.
+
+    Without ``kl`` only the logits the metric reads are computed (see :func:`scored_tokens`);
+    without ``clean`` (and ``kl``) the full model is not run. A circuit given more than once
+    (the empty circuit at every curve's start, say) runs once.
+    """
     device = model.cfg.device
+    keep, circuit_of_row = torch.unique(keep, dim=0, return_inverse=True)
     keep = keep.to(device)
     prompts_per_pass = min(task.n_pairs, batch_size)
     circuits_per_pass = max(1, batch_size // prompts_per_pass)
     metric = torch.empty(len(keep), task.n_pairs)
-    kl = torch.empty(len(keep), task.n_pairs)
-    clean_metric = torch.empty(task.n_pairs)
+    kl_values = torch.empty(len(keep), task.n_pairs) if kl else None
+    clean_metric = torch.empty(task.n_pairs) if clean or kl else None
     with torch.no_grad():
         for start in range(0, task.n_pairs, prompts_per_pass):
             rows = slice(start, start + prompts_per_pass)
             part = task.subset(rows)
             tokens = part.positive_tokens.to(device)
-            clean_logits = part.answer_logits(model(tokens))
-            clean_metric[rows] = _metric(part, clean_logits).cpu()
-            clean_logprobs = clean_logits.log_softmax(-1)
+            columns, answers, wrongs = scored_tokens(part, full_vocabulary=kl)
+            answers, wrongs = answers.to(device), wrongs.to(device)
+            if clean_metric is not None:
+                clean_logits = unembed(model, final_residual(model, tokens, part.lengths - 1), columns)
+                clean_metric[rows] = compute_metric(clean_logits, answers, wrongs, part.metric).cpu()
+                clean_logprobs = clean_logits.log_softmax(-1)
             replacement = replacement_for(rows, part)
             for first in range(0, len(keep), circuits_per_pass):
                 chunk = keep[first : first + circuits_per_pass]
-                logits = _run_kept(model, part, tokens, chunk, replacement)
+                logits = _run_kept(model, part, tokens, chunk, replacement, columns)
                 circuits = slice(first, first + len(chunk))
-                metric[circuits, rows] = _metric(part, logits).view(len(chunk), -1).cpu()
-                logprobs = logits.log_softmax(-1).view(len(chunk), part.n_pairs, -1)
-                kl[circuits, rows] = (
-                    (clean_logprobs.exp() * (clean_logprobs - logprobs)).sum(-1).clamp(min=0).cpu()
-                )
-    return AblationRuns(metric=metric, kl=kl, clean_metric=clean_metric)
+                repeats = (len(chunk), 1)
+                metric[circuits, rows] = compute_metric(
+                    logits, answers.repeat(repeats), wrongs.repeat(repeats), part.metric
+                ).view(len(chunk), -1).cpu()
+                if kl_values is not None:
+                    logprobs = logits.log_softmax(-1).view(len(chunk), part.n_pairs, -1)
+                    kl_values[circuits, rows] = (
+                        (clean_logprobs.exp() * (clean_logprobs - logprobs)).sum(-1).clamp(min=0).cpu()
+                    )
+    return AblationRuns(
+        metric=metric[circuit_of_row],
+        kl=None if kl_values is None else kl_values[circuit_of_row],
+        clean_metric=clean_metric,
+    )
 
 
 def _ablation_kind(kind: AblationKind | str) -> AblationKind:
@@ -287,25 +388,16 @@ def _ablation_kind(kind: AblationKind | str) -> AblationKind:
         ) from None
 
 
-def _metric(part: ContrastiveTask, answer_logits: Float[Tensor, "rows vocab"]) -> Float[Tensor, " rows"]:
-    """The task metric for rows that repeat ``part``'s prompts once per circuit."""
-    repeats = len(answer_logits) // part.n_pairs
-    return compute_metric(
-        answer_logits,
-        part.answer_tokens.repeat(repeats, 1).to(answer_logits.device),
-        part.wrong_tokens.repeat(repeats, 1).to(answer_logits.device),
-        part.metric,
-    )
-
-
 def _run_kept(
     model: HookedModel,
     part: ContrastiveTask,
     tokens: Int[Tensor, "n_prompts seq"],
     keep: Bool[Tensor, "n_circuits n_layers n_heads"],
     replacement: list[Float[Tensor, "n_prompts seq n_heads d_head"]] | None,
-) -> Float[Tensor, "n_rows vocab"]:
-    """Answer logits of rows (circuit c, prompt i) = c * n_prompts + i with ablated heads replaced."""
+    columns: Int[Tensor, " k"] | None,
+) -> Float[Tensor, "n_rows k"]:
+    """Answer logits (of ``columns``) of rows (circuit c, prompt i) = c * n_prompts + i with
+    ablated heads replaced: one forward pass over every circuit's copy of the prompts."""
     n_circuits, n_prompts = len(keep), len(tokens)
 
     def hook_for(layer: int) -> Callable:
@@ -319,9 +411,8 @@ def _run_kept(
         return hook
 
     hooks = [(hook_z_name(l), hook_for(l)) for l in range(keep.shape[1]) if not keep[:, l].all()]
-    with model.hooks(fwd_hooks=hooks):
-        logits = model(tokens.repeat(n_circuits, 1))
-    return logits[torch.arange(len(logits)), (part.lengths - 1).repeat(n_circuits).to(logits.device)]
+    positions = (part.lengths - 1).repeat(n_circuits)
+    return unembed(model, final_residual(model, tokens.repeat(n_circuits, 1), positions, hooks), columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,11 +427,15 @@ def head_patching_effects(
 
     For each head separately: the mean metric over the positives with that head's hook_z
     replaced by its value on the paired negative, minus the clean mean metric. Costs one forward
-    pass over the task per head (batched: several heads share a pass when prompts are few).
+    pass over the task per head, without the unembedding of unscored positions and tokens
+    (batched: several heads' patches share a pass when prompts are few).
     """
+    if batch_size < 1:
+        raise TaskError(f"batch_size must be at least 1, not {batch_size}.")
     n_layers, n_heads = model_shape(model)
     keep = ~torch.eye(n_layers * n_heads, dtype=torch.bool).view(-1, n_layers, n_heads)
-    runs = ablation_runs(model, task, keep, AblationKind.RESAMPLE, batch_size=batch_size)
+    replacement_for = _replacement_source(model, task, AblationKind.RESAMPLE, None, batch_size)
+    runs = _run_circuits(model, task, keep, replacement_for, batch_size, kl=False)
     return (runs.metric.mean(1) - runs.clean_metric.mean()).view(n_layers, n_heads)
 
 
@@ -403,13 +498,14 @@ def _runs_with_empty(
     kind: AblationKind | str,
     reference: ContrastiveTask | None,
     batch_size: int,
-) -> tuple[Baselines, Float[Tensor, " n_circuits"], Float[Tensor, " n_circuits"]]:
+    kl: bool = True,
+) -> tuple[Baselines, Float[Tensor, " n_circuits"], Float[Tensor, " n_circuits"] | None]:
     """Mean metric and KL of each circuit, plus the full / all-ablated ends, in one batched run."""
     kind = _ablation_kind(kind)
     empty = torch.zeros(1, *keep.shape[1:], dtype=torch.bool)
-    runs = ablation_runs(model, task, torch.cat([keep, empty]), kind, reference, batch_size)
-    metric, kl = runs.metric.mean(1), runs.kl.mean(1)
-    return _ends(task, kind, runs, empty_row=-1), metric[:-1], kl[:-1]
+    runs = ablation_runs(model, task, torch.cat([keep, empty]), kind, reference, batch_size, kl=kl)
+    circuits_kl = None if runs.kl is None else runs.kl.mean(1)[:-1]
+    return _ends(task, kind, runs, empty_row=-1), runs.metric.mean(1)[:-1], circuits_kl
 
 
 def _ends(task: ContrastiveTask, kind: AblationKind, runs: AblationRuns, empty_row: int) -> Baselines:
@@ -419,7 +515,7 @@ def _ends(task: ContrastiveTask, kind: AblationKind, runs: AblationRuns, empty_r
         ablation=kind.value,
         full=float(runs.clean_metric.mean()),
         ablated_all=float(runs.metric[empty_row].mean()),
-        ablated_all_kl=float(runs.kl[empty_row].mean()),
+        ablated_all_kl=math.nan if runs.kl is None else float(runs.kl[empty_row].mean()),
     )
 
 
@@ -610,17 +706,10 @@ def prune_heads(
         )
 
     def faithfulness_without(layer: int, head: int) -> float:
-        # Only the ablated pass: _run_circuits would add a clean pass per head for the KL.
         keep = kept.clone()
         keep[layer, head] = False
-        total = 0.0
-        for start in range(0, task.n_pairs, batch_size):
-            rows = slice(start, start + batch_size)
-            part = task.subset(rows)
-            tokens = part.positive_tokens.to(model.cfg.device)
-            logits = _run_kept(model, part, tokens, keep[None].to(tokens.device), replacement_for(rows, part))
-            total += float(_metric(part, logits).sum())
-        return faithfulness(total / task.n_pairs, ends.full, ends.ablated_all)
+        runs = _run_circuits(model, task, keep[None], replacement_for, batch_size, kl=False, clean=False)
+        return faithfulness(float(runs.metric.mean()), ends.full, ends.ablated_all)
 
     current = 1.0  # the full model's faithfulness
     effects = torch.zeros(n_layers, n_heads)
@@ -702,7 +791,7 @@ def faithfulness_curves(
     rank = torch.empty_like(flat_orders).scatter_(1, flat_orders, torch.arange(total).expand_as(flat_orders))
     keep = rank[:, None, :] < torch.tensor(ks)[None, :, None]  # [orders, ks, total]
     ends, metric, _ = _runs_with_empty(
-        model, task, keep.view(-1, n_layers, n_heads), kind, reference, batch_size
+        model, task, keep.view(-1, n_layers, n_heads), kind, reference, batch_size, kl=False
     )
     metric = metric.view(1 + n_random, len(ks))
     return FaithfulnessCurves(

@@ -49,11 +49,21 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape, prune_heads
+from saekit.ablation import (
+    PrunedCircuit,
+    capture_head_z,
+    final_residual,
+    head_patching_effects,
+    hook_z_name,
+    model_shape,
+    prune_heads,
+    scored_tokens,
+    unembed,
+)
 from saekit.activations import HeadActivations, head_activations
 from saekit.diagnose import probe_accuracy
 from saekit.errors import ActivationError, TaskError
-from saekit.tasks.base import ContrastiveTask
+from saekit.tasks.base import ContrastiveTask, compute_metric
 
 if TYPE_CHECKING:
     from saekit._tl import HookedModel
@@ -71,6 +81,9 @@ class BaselineScores:
     methods, ACDC), the mean gradient (HISP), probe accuracy − 0.5 (above chance when positive);
     for a quantity that has no sign (a norm, a distance, a layer) the score itself."""
     seconds: float
+    pruned: PrunedCircuit | None = None
+    """ACDC's circuit, its faithfulness and KL (``acdc`` only): what :func:`prune_heads` with
+    the same arguments returns, kept so that nothing runs twice."""
 
 
 def _timed(method: str, compute: Callable[[], tuple[Tensor, Tensor]]) -> BaselineScores:
@@ -95,7 +108,9 @@ def _metric_gradients(
     """Each layer's hook_z on the positives and ∂(Σ_prompts metric)/∂z, in one forward + backward.
 
     A zero tensor that requires grad is added to every z, so its gradient is the total
-    derivative through all later layers, and model parameters get no ``.grad``.
+    derivative through all later layers, and model parameters get no ``.grad``. Only the logits
+    the metric reads are computed (the answer position; the answer and wrong tokens of a logit
+    difference).
     """
     n_layers, _ = model_shape(model)
     z_values: list[Tensor] = [torch.empty(0)] * n_layers
@@ -109,8 +124,12 @@ def _metric_gradients(
 
         return hook
 
-    with torch.enable_grad(), model.hooks(fwd_hooks=[(hook_z_name(l), hook_for(l)) for l in range(n_layers)]):
-        total = part.metric_from_logits(model(part.positive_tokens.to(model.cfg.device))).sum()
+    hooks = [(hook_z_name(l), hook_for(l)) for l in range(n_layers)]
+    columns, answers, wrongs = scored_tokens(part)
+    with torch.enable_grad():
+        resid = final_residual(model, part.positive_tokens, part.lengths - 1, hooks)
+        logits = unembed(model, resid, columns)
+        total = compute_metric(logits, answers.to(logits.device), wrongs.to(logits.device), part.metric).sum()
         if not total.isfinite():
             raise TaskError(f"The task metric is not finite on task {part.name!r}; check its answer tokens.")
         gradients = torch.autograd.grad(total, offsets)
@@ -172,13 +191,17 @@ def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64)
 
 
 def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64, threshold: float = 0.02) -> BaselineScores:
-    """|Faithfulness lost| when ACDC over heads tested each head (mean ablation, ``threshold``)."""
+    """|Faithfulness lost| when ACDC over heads tested each head (mean ablation, ``threshold``);
+    ``.pruned`` holds ACDC's circuit."""
+    pruned: list[PrunedCircuit] = []
 
     def compute() -> tuple[Tensor, Tensor]:
-        effects = prune_heads(model, task, threshold, batch_size=batch_size).effects
-        return effects.abs(), effects
+        pruned.append(prune_heads(model, task, threshold, batch_size=batch_size))
+        return pruned[0].effects.abs(), pruned[0].effects
 
-    return _timed("acdc", compute)
+    result = _timed("acdc", compute)
+    result.pruned = pruned[0]
+    return result
 
 
 PROBE_FOLDS = 5

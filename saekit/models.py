@@ -1,16 +1,19 @@
 """Load a model for circuit discovery: a shipped toy model, a TransformerLens name, or a folder.
 
 saekit is offline first. A pretrained model loads only from the local Hugging Face cache unless
-``download=True``; a model that is not cached fails at once, before TransformerLens is even
-imported, with the command that fetches it on a machine with internet.
+``download=True``: its files are read straight from the cache's snapshot folder, with no call to
+the network, so a cached model loads in seconds with or without ``HF_HUB_OFFLINE``. A model that
+is not cached, or only partly, fails at once, before TransformerLens is even imported, with the
+command that fetches it on a machine with internet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from saekit.errors import ModelNotCachedError, ModelNotFoundError
 from saekit.zoo import toy_model_names
@@ -30,6 +33,42 @@ PRETRAINED_MODELS: dict[str, tuple[str, str]] = {
     "pythia-70m": ("EleutherAI/pythia-70m", "Pythia 70M"),
 }
 
+#: Every other name of the models above, mapped to the name saekit uses for them (and keys its
+#: ground truths by): their hub repositories, TransformerLens' aliases (the same table in 3.9 and
+#: 4; a test keeps this one complete) and the hub's newer ids. Matched case-insensitively.
+MODEL_ALIASES: dict[str, str] = {
+    **{repo: name for name, (repo, _) in PRETRAINED_MODELS.items()},
+    "openai-community/gpt2": "gpt2-small",
+    "openai-community/gpt2-medium": "gpt2-medium",
+    "openai-community/gpt2-xl": "gpt2-xl",
+    "attn-only-2l-new": "attn-only-2l",
+    "attn-only-2l-c4-code": "attn-only-2l",
+    "attn-only-4l-new": "attn-only-4l",
+    "attn-only-4l-c4-code": "attn-only-4l",
+    "pythia": "pythia-70m",
+    "pythia-19m": "pythia-70m",
+    "EleutherAI/pythia-19m": "pythia-70m",
+}
+
+_BY_LOWER_NAME: dict[str, str] = {
+    **{alias.lower(): name for alias, name in MODEL_ALIASES.items()},
+    **{name.lower(): name for name in PRETRAINED_MODELS},
+}
+
+
+def canonical_model_name(name: str | os.PathLike) -> str:
+    """saekit's name for a model: any alias of a listed pretrained model (``"gpt2"``,
+    ``"openai-community/gpt2"``, ``"GPT2-Small"``) gives its ``PRETRAINED_MODELS`` name
+    (``"gpt2-small"``); toy models, folders and other names come back unchanged."""
+    name = str(name)
+    return _BY_LOWER_NAME.get(name.lower(), name)
+
+
+def aliases_of(name: str) -> list[str]:
+    """The other names of a listed pretrained model (empty for any other model)."""
+    name = canonical_model_name(name)
+    return [alias for alias, target in MODEL_ALIASES.items() if target == name]
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -39,6 +78,7 @@ class ModelInfo:
     source: str  # "toy", "pretrained" or "local"
     offline: bool
     description: str
+    aliases: tuple[str, ...] = ()
 
 
 def download_command(name: str) -> str:
@@ -46,10 +86,118 @@ def download_command(name: str) -> str:
     return f"saekit models --download {name}"
 
 
-def _is_cached(repo_id: str) -> bool:
+# --------------------------------------------------------------------------------------------
+# The local Hugging Face cache
+# --------------------------------------------------------------------------------------------
+
+#: Weight files of a Hugging Face model, in the order transformers prefers them.
+_HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_HF_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """A pretrained model's files in the local Hugging Face cache: everything a load reads."""
+
+    repo: str
+    folder: Path
+    """The snapshot folder holding the repository's files, as a download leaves it."""
+    config: dict[str, Any]
+    tokenizer_folder: Path | None
+
+    @property
+    def legacy(self) -> bool:
+        """TransformerLens' own old format (a TransformerLens config and ``*final.pth`` weights),
+        which the paper's attention-only models use; Hugging Face configs name a ``model_type``."""
+        return "model_type" not in self.config
+
+    @property
+    def legacy_weights(self) -> Path:
+        """The final checkpoint of a legacy repository (TransformerLens reads ``*final.pth``)."""
+        return _legacy_weight_files(self.folder)[0]
+
+
+def _snapshot(repo: str, filename: str) -> Path | None:
+    """The cached snapshot folder of ``repo`` if it holds ``filename``; no network call."""
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    path = try_to_load_from_cache(repo, filename)
+    return Path(path).parent if isinstance(path, str) else None
+
+
+def _legacy_weight_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*final.pth") if path.is_file())
+
+
+def _hf_weights_present(folder: Path) -> bool:
+    for name in _HF_WEIGHTS:
+        if not (folder / name).is_file():
+            continue
+        if not name.endswith(".index.json"):
+            return True
+        shards = set(json.loads((folder / name).read_text())["weight_map"].values())
+        return all((folder / shard).is_file() for shard in shards)
+    return False
+
+
+def find_cached(name: str) -> CachedModel:
+    """Where pretrained model ``name`` (any alias) lies in the local cache, checked complete.
+
+    Reads only the cache folder (no TransformerLens, no network). Raises
+    :class:`ModelNotCachedError` naming what is missing and the command that fetches it.
+    """
+    repos = _hub_repos(name)
+    found = next(((repo, folder) for repo in repos if (folder := _snapshot(repo, "config.json"))), None)
+    if found is None:
+        raise ModelNotCachedError(
+            f"Model {name!r} (hub repository {repos[0]!r}) is not in the local Hugging Face cache, "
+            f"and saekit does not download unless asked. On a machine with internet run:\n"
+            f"    {download_command(name)}\n"
+            f"or call load_model({name!r}, download=True). Offline, use a shipped toy model "
+            f"({', '.join(toy_model_names()) or 'none installed'}) or a local folder."
+        )
+    repo, folder = found
+    config = json.loads((folder / "config.json").read_text())
+    missing, tokenizer_folder = [], folder
+    if "model_type" not in config:  # TransformerLens' own format: weights, tokenizer elsewhere
+        if not _legacy_weight_files(folder):
+            missing.append("its weights (*final.pth)")
+        tokenizer_repo = config.get("tokenizer_name")
+        tokenizer_folder = None
+        if tokenizer_repo:
+            tokenizer_folder = next(filter(None, (_snapshot(tokenizer_repo, f) for f in _HF_TOKENIZER)), None)
+            if tokenizer_folder is None:
+                missing.append(f"its tokenizer (hub repository {tokenizer_repo!r})")
+    else:
+        if not _hf_weights_present(folder):
+            missing.append(f"its weights ({' or '.join(_HF_WEIGHTS[::2])})")
+        if not any((folder / f).is_file() for f in _HF_TOKENIZER):
+            missing.append("its tokenizer")
+    if missing:
+        raise ModelNotCachedError(
+            f"Model {name!r} (hub repository {repo!r}) is only partly in the local Hugging Face "
+            f"cache: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from "
+            f"{folder}. On a machine with internet run:\n    {download_command(name)}"
+        )
+    return CachedModel(repo, folder, config, tokenizer_folder)
+
+
+def _hub_repos(name: str) -> list[str]:
+    """The hub repositories that may hold ``name``: a listed model's repository and its hub ids
+    (the name given first), or the repository TransformerLens resolves any other name to."""
+    canonical = canonical_model_name(name)
+    if canonical not in PRETRAINED_MODELS:
+        return [_pretrained_repo(name)]
+    ids = [PRETRAINED_MODELS[canonical][0], *(a for a in aliases_of(canonical) if "/" in a)]
+    return sorted(dict.fromkeys(ids), key=lambda repo: repo.lower() != name.lower())
+
+
+def _is_offline(name: str) -> bool:
+    try:
+        find_cached(name)
+    except ModelNotCachedError:
+        return False
+    return True
 
 
 def list_models() -> list[ModelInfo]:
@@ -60,15 +208,18 @@ def list_models() -> list[ModelInfo]:
     for name in toy_model_names():
         card = toy_model_dir(name) / "config.json"
         infos.append(ModelInfo(name, "toy", True, _toy_description(card)))
-    for name, (repo, description) in PRETRAINED_MODELS.items():
-        infos.append(ModelInfo(name, "pretrained", _is_cached(repo), description))
+    for name, (_, description) in PRETRAINED_MODELS.items():
+        infos.append(ModelInfo(name, "pretrained", _is_offline(name), description, tuple(aliases_of(name))))
     return infos
 
 
 def _toy_description(config_path: Path) -> str:
-    import json
-
     return json.loads(config_path.read_text()).get("description", "shipped toy model")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
 
 
 def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = False) -> HookedModel:
@@ -76,13 +227,14 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
 
     ``name`` is one of:
     - a shipped toy model (``"toy-4l"``): offline, no processing needed;
-    - a TransformerLens or Hugging Face name (``"gpt2-small"``, ``"attn-only-4l"``): loaded with
-      TransformerLens' usual weight processing, from the local cache only unless ``download``;
+    - a TransformerLens or Hugging Face name (``"gpt2-small"``, ``"attn-only-4l"``, or any alias
+      such as ``"gpt2"``): loaded with TransformerLens' usual weight processing, from the local
+      cache only (no network call) unless ``download``;
     - a local folder in the toy-model layout (what ``saekit zoo train --out`` writes);
     - a local folder holding a Hugging Face causal LM and its tokenizer.
 
-    Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached, and
-    :class:`ModelNotFoundError` for a name that is none of the above.
+    Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached, or
+    only partly, and :class:`ModelNotFoundError` for a name that is none of the above.
     """
     name = str(name)
     if name in toy_model_names():
@@ -95,32 +247,35 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
         if is_toy_folder(name):
             return load_toy_folder(name, device)
         return _load_local_folder(Path(name), device)
-    repo = _pretrained_repo(name)
-    if not download and not _is_cached(repo):
-        raise ModelNotCachedError(
-            f"Model {name!r} (hub repository {repo!r}) is not in the local Hugging Face cache, "
-            f"and saekit does not download unless asked. On a machine with internet run:\n"
-            f"    {download_command(name)}\n"
-            f"or call load_model({name!r}, download=True). Offline, use a shipped toy model "
-            f"({', '.join(toy_model_names()) or 'none installed'}) or a local folder."
-        )
+    if download:
+        from saekit import _tl
+
+        # TransformerLens fetches what it reads; the hub's own name keeps it from warning
+        # about the alias.
+        return _tl.from_pretrained(_hub_repos(name)[0], device)
+    return _load_cached(find_cached(name), device)
+
+
+def _load_cached(cached: CachedModel, device: str) -> HookedModel:
+    """A pretrained model built from its cached files alone (no hub call, offline or not)."""
+    if not cached.legacy:
+        return _load_local_folder(cached.folder, device)
+    import torch
+    from transformers import AutoTokenizer
+
     from saekit import _tl
 
-    try:
-        return _tl.from_pretrained(name, device)
-    except OSError as err:  # the config is cached, some weights file is not
-        if download:
-            raise
-        raise ModelNotCachedError(
-            f"Model {name!r} (hub repository {repo!r}) is only partly in the local Hugging Face "
-            f"cache ({err}). On a machine with internet run:\n    {download_command(name)}"
-        ) from err
+    config = _tl.legacy_config(cached.repo, cached.config)
+    state_dict = torch.load(cached.legacy_weights, map_location="cpu", weights_only=True)
+    tokenizer = None if cached.tokenizer_folder is None else AutoTokenizer.from_pretrained(cached.tokenizer_folder)
+    return _tl.build_from_state_dict(config, state_dict, tokenizer, device, process=True, name=cached.repo)
 
 
 def _pretrained_repo(name: str) -> str:
     """The hub repository of a pretrained name; fast for known names and ``owner/repo`` ids."""
-    if name in PRETRAINED_MODELS:
-        return PRETRAINED_MODELS[name][0]
+    canonical = canonical_model_name(name)
+    if canonical in PRETRAINED_MODELS:
+        return PRETRAINED_MODELS[canonical][0]
     if "/" in name:
         return name
     from saekit import _tl

@@ -16,6 +16,7 @@ from saekit.ablation import (
     evaluate_circuit,
     faithfulness,
     faithfulness_curves,
+    final_residual,
     head_mask,
     head_patching_effects,
     heads_from_mask,
@@ -23,9 +24,11 @@ from saekit.ablation import (
     kl_faithfulness,
     prune_heads,
     random_head_masks,
+    scored_tokens,
+    unembed,
 )
 from saekit.errors import HeadSetError, TaskError
-from saekit.tasks import task_from_strings
+from saekit.tasks import compute_metric, task_from_strings
 
 NAMES = [" Mary", " John", " Tom", " Anna", " Paul", " Kate"]
 
@@ -467,3 +470,93 @@ def test_kl_is_full_model_against_circuit_over_the_vocabulary(tiny_gpt2, tiny_ta
     expected = (full.exp() * (full - ablated)).sum(-1)
     assert expected.min() > 1e-4
     torch.testing.assert_close(runs.kl[0], expected, atol=1e-7, rtol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Passes that compute only what the metric reads
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_gpt2", "toy_4l"])
+def test_final_residual_unembedded_is_the_models_logits(model_fixture, request):
+    model = request.getfixturevalue(model_fixture)
+    tokens = torch.tensor([[1, 15, 7, 30, 2], [3, 8, 21, 4, 9]])
+    positions = torch.tensor([4, 2])
+    with torch.no_grad():
+        expected = model(tokens)[torch.arange(2), positions]
+        resid = final_residual(model, tokens, positions)
+    torch.testing.assert_close(unembed(model, resid), expected, atol=1e-5, rtol=1e-5)
+    columns = torch.tensor([3, 7, 11])
+    torch.testing.assert_close(unembed(model, resid, columns), expected[:, columns], atol=1e-5, rtol=1e-5)
+    assert not model.unembed._forward_pre_hooks, "the stop before the unembedding must be removed"
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens)[torch.arange(2), positions], expected)
+
+
+@pytest.mark.parametrize("metric", ["logit_diff", "logit_diff_max", "prob_diff"])
+def test_scored_tokens_give_the_metric_of_the_full_logits(gpt2_tokenizer, metric):
+    task = task_from_strings(
+        gpt2_tokenizer, "mixed", ["When Mary and John", "Then Tom and Anna"], ["When Mary and Paul", "Then Tom and Kate"],
+        [[" Mary", " Tom"], " Anna"], [" John", [" Paul", " Kate"]], metric=metric,
+    )
+    logits = torch.randn(2, len(gpt2_tokenizer), generator=torch.Generator().manual_seed(0))
+    columns, answers, wrongs = scored_tokens(task)
+    if metric == "prob_diff":  # a softmax reads every logit
+        assert columns is None
+        return
+    assert len(columns) == 6 and (answers[0] >= 0).all() and (wrongs[0, 1:] == -1).all()
+    torch.testing.assert_close(
+        compute_metric(logits[:, columns], answers, wrongs, task.metric),
+        compute_metric(logits, task.answer_tokens, task.wrong_tokens, task.metric),
+    )
+
+
+def test_ablation_passes_never_unembed_every_position(tiny_gpt2, tiny_task):
+    """No full-logit forward pass anywhere in ablation, patching, ACDC or the gradient baselines."""
+    from saekit.baselines import BASELINES
+
+    calls = []
+    handle = tiny_gpt2.unembed.register_forward_hook(lambda module, args, output: calls.append(output.shape))
+    try:
+        ablation_runs(tiny_gpt2, tiny_task, torch.ones(2, 2, 4, dtype=torch.bool), batch_size=4)
+        for method in BASELINES.values():
+            method(tiny_gpt2, tiny_task, batch_size=4)
+        faithfulness_curves(tiny_gpt2, tiny_task, torch.rand(2, 4), ks=[0, 4, 8])
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_metric_only_runs_match_the_runs_with_kl(tiny_gpt2, tiny_task):
+    keep = random_head_masks(2, 4, 3, seeds=range(3))
+    with_kl = ablation_runs(tiny_gpt2, tiny_task, keep, batch_size=5)
+    metric_only = ablation_runs(tiny_gpt2, tiny_task, keep, batch_size=5, kl=False)
+    assert metric_only.kl is None and with_kl.kl.shape == (3, 6)
+    torch.testing.assert_close(metric_only.metric, with_kl.metric, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(metric_only.clean_metric, with_kl.clean_metric, atol=1e-5, rtol=1e-5)
+
+
+def test_acdc_baseline_carries_the_circuit_prune_heads_finds(tiny_gpt2, tiny_task):
+    from saekit.baselines import acdc_scores
+
+    result = acdc_scores(tiny_gpt2, tiny_task, batch_size=4, threshold=0.05)
+    pruned = prune_heads(tiny_gpt2, tiny_task, 0.05, batch_size=4)
+    assert result.pruned.circuit == pruned.circuit
+    torch.testing.assert_close(result.pruned.effects, pruned.effects)
+    torch.testing.assert_close(result.signed, pruned.effects)
+
+
+def test_a_circuit_given_twice_runs_once(tiny_gpt2, tiny_task):
+    circuit = random_head_masks(2, 4, 3, seeds=[0])
+    other = random_head_masks(2, 4, 3, seeds=[1])
+    keep = torch.cat([circuit, other, circuit, circuit])
+    passes = []
+    handle = tiny_gpt2.blocks[0].register_forward_hook(lambda module, args, output: passes.append(1))
+    try:
+        runs = ablation_runs(tiny_gpt2, tiny_task, keep, AblationKind.ZERO, batch_size=tiny_task.n_pairs)
+    finally:
+        handle.remove()
+    assert len(passes) == 1 + 2  # the clean run and the two distinct circuits
+    torch.testing.assert_close(runs.metric[2], runs.metric[0])
+    torch.testing.assert_close(runs.kl[3], runs.kl[0])
+    assert (runs.metric[1] - runs.metric[0]).abs().max() > 1e-4

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import saekit
-from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves, prune_heads
+from saekit.ablation import circuit_table, evaluate_circuit, faithfulness_curves
 from saekit.baselines import BASELINES, TRIVIAL_BASELINES
 from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
@@ -214,9 +214,10 @@ explore_threshold(scores, lambda mask: evaluate_circuit(model, small, mask)[0].f
 # %%
 aucs = {"SAE codes": roc_auc(scores, truth) if truth is not None else float("nan")}
 seconds = {"SAE codes": sae_seconds}
-baseline_scores = {}
+baseline_scores, baseline_results = {}, {}
 for name, method in BASELINES.items():
     baseline = method(model, task, threshold=ACDC_THRESHOLD) if name == "acdc" else method(model, task)
+    baseline_results[name] = baseline
     assert baseline.scores.shape == (n_layers, n_heads)
     baseline_scores[name] = baseline.scores
     aucs[name] = roc_auc(baseline.scores, truth) if truth is not None else float("nan")
@@ -250,7 +251,7 @@ for ax in axes.flat[len(panels):]:
 # model. Compare its size with the known circuit's.
 
 # %%
-pruned = prune_heads(model, task, ACDC_THRESHOLD)
+pruned = baseline_results["acdc"].pruned  # prune_heads(model, task, ACDC_THRESHOLD), run by the acdc baseline
 removed = n_layers * n_heads - pruned.circuit.n_heads
 print(f"ACDC (threshold {ACDC_THRESHOLD}) keeps {pruned.circuit.n_heads} heads, faithfulness {pruned.circuit.faithfulness:.2f}")
 if truth is not None:

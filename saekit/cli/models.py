@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<14} {'source':<11} {'offline':<8} description")
     for info in infos:
         offline = "yes" if info.offline else "no"
-        print(f"{info.name:<14} {info.source:<11} {offline:<8} {info.description}")
+        also = f" (also {', '.join(info.aliases)})" if info.aliases else ""
+        print(f"{info.name:<14} {info.source:<11} {offline:<8} {info.description}{also}")
     print("\nAlso: any TransformerLens model name, or a folder holding a Hugging Face model.")
     return 0

@@ -80,12 +80,16 @@ VARIANTS = ("paper", "authors")
 def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") -> frozenset[Head]:
     """The known circuit heads of ``task_name`` in ``model_name``, as (layer, head) pairs.
 
-    Pretrained models (``gpt2-small``, ``attn-only-4l``) use the papers' sets; a shipped toy
-    model reads ``saekit/zoo/<model>/ground_truth.json`` (both variants give its one set).
+    Pretrained models (``gpt2-small``, ``attn-only-4l``, or any of their aliases such as
+    ``gpt2``) use the papers' sets; a shipped toy model reads
+    ``saekit/zoo/<model>/ground_truth.json`` (both variants give its one set).
     """
     if variant not in VARIANTS:
         raise TaskError(f"Unknown ground-truth variant {variant!r}; use one of {VARIANTS}.")
+    from saekit.models import canonical_model_name
     from saekit.zoo import toy_model_dir, toy_model_names
+
+    model_name = canonical_model_name(model_name)
 
     if model_name in toy_model_names():
         path = toy_model_dir(model_name) / "ground_truth.json"
