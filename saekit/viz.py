@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from saekit.ablation import FaithfulnessCurves, HeadsLike, head_mask
+from saekit.ablation import FaithfulnessCurves, HeadsLike, head_mask, model_shape
 from saekit.errors import HeadSetError
 from saekit.scoring import sample_sd
 
@@ -462,6 +462,19 @@ def plot_logit_attribution(
                        highlight=highlight, highlight_label=highlight_label, cmap="RdBu_r", ax=ax, limit=limit)
     figure.suptitle("\n".join(part for part in (title, f"direct logit attribution: {positive.direction}") if part))
     return figure
+
+
+def plot_circuit_heads(
+    model: HookedModel, task: ContrastiveTask, heads: HeadsLike, roles: Roles | None = None
+) -> tuple[Figure, Figure]:
+    """What a circuit's heads do: their attention patterns averaged over the prompts of the first
+    prompt's template, and every head's direct logit attribution with the circuit outlined."""
+    from saekit.heads import attention_patterns, direct_logit_attribution, head_list
+
+    chosen = head_list(heads, *model_shape(model))
+    patterns = attention_patterns(model, task, chosen, template=int(task.template_ids[0]))
+    attribution = [direct_logit_attribution(model, task, side) for side in ("positive", "negative")]
+    return plot_attention_grid(patterns, roles), plot_logit_attribution(*attribution, highlight=chosen)
 
 
 def explore_heads(

@@ -125,3 +125,37 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
             module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
         )
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
+
+
+def test_card_partners_share_template_and_length():
+    from saekit import load_model
+    from saekit.tasks import make_task
+    from saekit.zoo.card import same_template_partners
+
+    task = make_task("ioi", load_model("toy-4l"), n_pairs=60, seed=0)
+    partner = same_template_partners(task)
+    assert torch.equal(task.template_ids[partner], task.template_ids)
+    assert torch.equal(task.lengths[partner], task.lengths)
+    key = task.template_ids * 10_000 + task.lengths
+    has_other = torch.tensor([(key == k).sum() > 1 for k in key])
+    assert torch.equal(partner != torch.arange(60), has_other)
+
+
+def test_card_measures_agree_with_the_ablation_stage():
+    """The card's numbers are the ablation stage's: a circuit of every head is fully faithful and
+    ablating it leaves what ablating everything leaves; effects are patching effects over the gap."""
+    from saekit import load_model
+    from saekit.ablation import head_patching_effects
+    from saekit.tasks import make_task
+    from saekit.zoo.card import task_card
+
+    model = load_model("toy-4l")
+    task = make_task("greater-than", model, n_pairs=40, seed=1)
+    everything = [(layer, head) for layer in range(4) for head in range(8)]
+    card = task_card(model, task, everything[:-1])
+    gap = abs(card["pos_metric"] - card["neg_metric"])
+    effects = head_patching_effects(model, task).abs() / gap
+    assert card["circuit_share"] == 31 / 32
+    assert card["max_effect_outside"] == pytest.approx(float(effects[3, 7]), rel=1e-4)
+    assert card["circuit_head_effects"] == pytest.approx(effects.flatten()[:-1].tolist(), rel=1e-4)
+    assert 0 <= card["interchange_accuracy"] <= 1 and 0 <= card["neg_accuracy"] <= 1

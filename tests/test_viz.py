@@ -112,3 +112,17 @@ def test_explorers_leave_a_static_figure_in_exported_html(tmp_path):
     notebook.metadata.pop("widgets", None)
     html, _ = HTMLExporter().from_notebook_node(notebook)
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64', html)) == 2
+
+
+def test_plot_circuit_heads_draws_one_attention_panel_per_head_and_the_attribution_grid(toy_4l):
+    import matplotlib.pyplot as plt
+
+    from saekit.tasks import make_task
+    from saekit.viz import plot_circuit_heads
+
+    task = make_task("ioi", toy_4l, n_pairs=12, seed=0)
+    attention, attribution = plot_circuit_heads(toy_4l, task, ["0.1", "2.3", "3.0"], {(2, 3): "mover"})
+    titles = [ax.get_title() for ax in attention.axes]
+    assert {"0.1", "2.3 mover", "3.0"} <= set(titles)
+    assert [ax.get_title().split(" (")[0] for ax in attribution.axes if ax.get_title()][:2] == ["positives", "negatives"]
+    plt.close("all")

@@ -38,8 +38,8 @@ from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.scoring import verdict
 from saekit.tasks import make_task
-from saekit.tasks.ground_truth import ground_truth_heads
-from saekit.viz import plot_head_grid, plot_roc
+from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
+from saekit.viz import plot_circuit_heads, plot_head_grid, plot_roc
 
 model = saekit.load_model(MODEL)
 task = make_task(TASK, model, n_pairs=N_PAIRS, seed=SEED)
@@ -163,6 +163,20 @@ if table.ground_truth_circuit is not None:
 found = verdict(table.found_circuit.faithfulness, random_faithfulness, "The SAE circuit's faithfulness",
                 f"random {size}-head circuits", floor=empty)
 print(found.sentence)
+
+# %% [markdown]
+# ## What the found heads do
+#
+# A score says *that* a head matters, not *what* it does. Two views of the SAE circuit's heads
+# (`saekit.heads`): where each one attends, averaged over the prompts of one template, and
+# each head's direct logit attribution, how much its write at the answer position moves the
+# answer's logit against the wrong answers', on positives beside negatives (the circuit
+# outlined). Where the model's ground truth records roles, the panels are titled with them.
+
+# %%
+roles = ground_truth_roles(MODEL, TASK) if truth is not None else None
+attention_figure, attribution_figure = plot_circuit_heads(model, task, circuit, roles)
+assert len(attention_figure.axes) >= len(circuit), "one attention panel per circuit head"
 
 # %% [markdown]
 # ## What next

@@ -42,8 +42,8 @@ from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.scoring import roc_auc, top_k_mask, verdict
 from saekit.tasks import make_task
-from saekit.tasks.ground_truth import ground_truth_heads
-from saekit.viz import explore_threshold, plot_faithfulness_curves, plot_head_grid
+from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
+from saekit.viz import explore_threshold, plot_circuit_heads, plot_faithfulness_curves, plot_head_grid
 
 model = saekit.load_model(MODEL)
 task = make_task(TASK, model, n_pairs=N_PAIRS, seed=SEED)
@@ -154,6 +154,16 @@ if table.ground_truth_circuit is not None:
 found = verdict(table.found_circuit.faithfulness, table.random_circuit.faithfulnesses,
                 "The SAE circuit's faithfulness", f"random {size}-head circuits", floor=empty)
 print(found.sentence)
+
+# %% [markdown]
+# What do the SAE circuit's heads do? Their attention patterns (averaged over one template's
+# prompts) and every head's direct logit attribution, positives beside negatives, with the
+# circuit outlined; roles where the model's ground truth records them (`saekit.heads`).
+
+# %%
+roles = ground_truth_roles(MODEL, TASK) if truth is not None else None
+attention_figure, attribution_figure = plot_circuit_heads(model, task, circuit, roles)
+assert len(attention_figure.axes) >= int(circuit.sum()), "one attention panel per circuit head"
 
 # %% [markdown]
 # ## 3. Faithfulness curves
