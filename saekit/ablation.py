@@ -31,6 +31,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from saekit._checks import checks_model_and_task
 from saekit.errors import HeadSetError, TaskError
 from saekit.scoring import sample_sd
 from saekit.tasks.ground_truth import HEAD_FORMATS, heads_to_mask
@@ -216,6 +217,7 @@ class AblationRuns:
     clean_metric: Float[Tensor, " n_pairs"]
 
 
+@checks_model_and_task
 def ablation_runs(
     model: HookedModel,
     task: ContrastiveTask,
@@ -329,6 +331,7 @@ def _run_kept(
 # --------------------------------------------------------------------------------------------
 
 
+@checks_model_and_task
 def head_patching_effects(
     model: HookedModel, task: ContrastiveTask, batch_size: int = 64
 ) -> Float[Tensor, "n_layers n_heads"]:
@@ -423,6 +426,7 @@ def _ends(task: ContrastiveTask, kind: AblationKind, runs: AblationRuns, empty_r
     )
 
 
+@checks_model_and_task
 def evaluate_circuit(
     model: HookedModel,
     task: ContrastiveTask,
@@ -502,6 +506,7 @@ def found_circuit_mask(
     return mask.cpu()
 
 
+@checks_model_and_task
 def circuit_table(
     model: HookedModel,
     task: ContrastiveTask,
@@ -574,6 +579,7 @@ class PrunedCircuit:
     ``|effect| >= threshold``."""
 
 
+@checks_model_and_task
 def prune_heads(
     model: HookedModel,
     task: ContrastiveTask,
@@ -665,6 +671,7 @@ class FaithfulnessCurves:
         return asdict(self)
 
 
+@checks_model_and_task
 def faithfulness_curves(
     model: HookedModel,
     task: ContrastiveTask,

@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from saekit.ablation import capture_head_z, head_patching_effects, hook_z_name, model_shape, prune_heads
+from saekit._checks import checks_model_and_task
 from saekit.errors import TaskError
 from saekit.tasks.base import ContrastiveTask
 
@@ -56,6 +57,7 @@ def _timed(method: str, compute: Callable[[], tuple[Tensor, Tensor]]) -> Baselin
     return BaselineScores(method, scores.cpu(), signed.cpu(), time.perf_counter() - started)
 
 
+@checks_model_and_task
 def activation_patching_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """|mean metric change| when one head's z is patched from the paired negative, per head."""
 
@@ -124,6 +126,7 @@ def _per_head(
     return (absolute if absolute_per_prompt else signed.abs()), signed
 
 
+@checks_model_and_task
 def attribution_patching_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """|estimated mean metric change| of patching each head from the negative (first order)."""
 
@@ -136,6 +139,7 @@ def attribution_patching_scores(model: HookedModel, task: ContrastiveTask, batch
     )
 
 
+@checks_model_and_task
 def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """Mean over prompts of |∂metric/∂ξ_h| for a mask ξ_h = 1 multiplying each head's z."""
 
@@ -148,6 +152,7 @@ def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64)
     )
 
 
+@checks_model_and_task
 def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64, threshold: float = 0.02) -> BaselineScores:
     """|Faithfulness lost| when ACDC over heads tested each head (mean ablation, ``threshold``)."""
 

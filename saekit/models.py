@@ -7,12 +7,14 @@ imported, with the command that fetches it on a machine with internet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from saekit.errors import ModelNotCachedError, ModelNotFoundError
+from saekit._checks import check_device, check_model
+from saekit.errors import ModelError, ModelNotCachedError, ModelNotFoundError
 from saekit.zoo import toy_model_names
 
 if TYPE_CHECKING:
@@ -81,10 +83,19 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
     - a local folder in the toy-model layout (what ``saekit zoo train --out`` writes);
     - a local folder holding a Hugging Face causal LM and its tokenizer.
 
-    Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached, and
-    :class:`ModelNotFoundError` for a name that is none of the above.
+    Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached,
+    :class:`ModelNotFoundError` for a name that is none of the above, a :class:`SaekitError`
+    for a device this machine lacks (before anything loads), and :class:`ModelError` for
+    damaged files, NaN weights, a tokenizer larger than the vocabulary or a non-causal model.
     """
-    name = str(name)
+    check_device(device)
+    model = _load_model(str(name), device, download)
+    check_model(model, f"load_model({str(name)!r})")
+    return model
+
+
+def _load_model(name: str, device: str, download: bool) -> HookedModel:
+    """:func:`load_model` before its checks of the loaded model."""
     if name in toy_model_names():
         from saekit.zoo import load_toy_model
 
@@ -95,7 +106,7 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
         if is_toy_folder(name):
             return load_toy_folder(name, device)
         return _load_local_folder(Path(name), device)
-    repo = _pretrained_repo(name)
+    repo = _pretrained_repo(name, download)
     if not download and not _is_cached(repo):
         raise ModelNotCachedError(
             f"Model {name!r} (hub repository {repo!r}) is not in the local Hugging Face cache, "
@@ -110,42 +121,72 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
         return _tl.from_pretrained(name, device)
     except OSError as err:  # the config is cached, some weights file is not
         if download:
-            raise
+            raise ModelNotCachedError(
+                f"Could not download model {name!r} (hub repository {repo!r}): {err} Check the "
+                f"internet connection, and that HF_HUB_OFFLINE is not set."
+            ) from None
         raise ModelNotCachedError(
             f"Model {name!r} (hub repository {repo!r}) is only partly in the local Hugging Face "
             f"cache ({err}). On a machine with internet run:\n    {download_command(name)}"
         ) from err
 
 
-def _pretrained_repo(name: str) -> str:
-    """The hub repository of a pretrained name; fast for known names and ``owner/repo`` ids."""
+def _pretrained_repo(name: str, download: bool = False) -> str:
+    """The hub repository of a pretrained name, without importing TransformerLens.
+
+    Known names, cached repositories and ``owner/repo`` ids resolve at once and anything else is
+    refused at once; only ``download=True``, which imports TransformerLens anyway, asks it to
+    resolve its other aliases.
+    """
     if name in PRETRAINED_MODELS:
         return PRETRAINED_MODELS[name][0]
     if "/" in name:
+        _check_repo_id(name)
         return name
-    from saekit import _tl
+    if _is_cached(name):
+        return name
+    if download:
+        from saekit import _tl
+
+        with contextlib.suppress(ValueError):
+            return _tl.official_name(name)
+    known = ", ".join([*toy_model_names(), *PRETRAINED_MODELS])
+    raise ModelNotFoundError(
+        f"Unknown model {name!r}: not a shipped toy model, not a local folder, not one of "
+        f"saekit's pretrained names and not in the local cache. Known here: {known}. For another "
+        f"TransformerLens model give its hub repository (owner/name), or fetch it with "
+        f"`{download_command(name)}`. Run `saekit models` for the list."
+    )
+
+
+def _check_repo_id(name: str) -> None:
+    """Refuse an ``owner/repo`` name that cannot be a hub repository: a mistyped folder, most often."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
-        return _tl.official_name(name)
-    except ValueError:
-        known = ", ".join([*toy_model_names(), *PRETRAINED_MODELS])
+        validate_repo_id(name)
+    except HFValidationError:
         raise ModelNotFoundError(
-            f"Unknown model {name!r}: not a shipped toy model, not a local folder and not a "
-            f"TransformerLens model name. Known here: {known}. Run `saekit models` for the list."
+            f"There is no folder {name!r}, and it is not a hub repository id (owner/name) "
+            f"either. Check the path; a model folder holds config.json and the weights."
         ) from None
 
 
 def _load_local_folder(folder: Path, device: str) -> HookedModel:
     """A Hugging Face causal LM saved with ``save_pretrained`` (model and tokenizer) in a folder."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from saekit import _tl
+    from saekit._io import read_json
 
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(
             f"Folder {str(folder)!r} has no config.json. Save a model there with "
-            f"model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
+            f"model.save_pretrained(folder) and tokenizer.save_pretrained(folder), or a "
+            f"TransformerLens model with saekit.zoo.export_model(model, folder)."
         )
+    read_json(folder / "config.json", ModelError, "Save the model again with model.save_pretrained(folder).")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as err:
@@ -153,5 +194,16 @@ def _load_local_folder(folder: Path, device: str) -> HookedModel:
             f"Folder {str(folder)!r} holds no tokenizer ({err}). Save one beside the model with "
             f"tokenizer.save_pretrained(folder)."
         ) from None
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    if len(tokenizer) < 2:  # transformers makes an empty tokenizer when the files are missing
+        raise ModelNotFoundError(
+            f"Folder {str(folder)!r} holds no tokenizer files (vocabulary), so prompts cannot be "
+            f"tokenized. Save one beside the model with tokenizer.save_pretrained(folder)."
+        )
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise ModelError(
+            f"The weights in {str(folder)!r} are missing, damaged or do not fit its config.json "
+            f"({type(err).__name__}: {err}). Save the model again with model.save_pretrained(folder)."
+        ) from None
     return _tl.from_pretrained(str(folder), device, hf_model=hf_model, tokenizer=tokenizer)

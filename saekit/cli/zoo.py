@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saekit.cli import print_json, set_threads
+from saekit.cli import positive_int, print_json, set_threads
 
 
 def register(subparsers) -> None:
@@ -14,8 +14,8 @@ def register(subparsers) -> None:
     train = actions.add_parser("train", help="train toy-4l from scratch (deterministic on CPU)")
     train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
-    train.add_argument("--steps", type=int, help="optimiser steps (default: the shipped model's)")
-    train.add_argument("--threads", type=int, metavar="N",
+    train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the shipped model's)")
+    train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
 
