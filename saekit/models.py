@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from saekit._tl import HookedModel
 
 #: The paper's models and their relatives, by TransformerLens name, with their hub repository.
-#: Any other TransformerLens name works too; these are listed by ``saekit models`` and resolved
-#: without importing TransformerLens, so a missing one fails in well under a second.
+#: These are listed by ``saekit models`` and resolved without importing TransformerLens, so a
+#: missing one fails in well under a second; any other model goes by its hub repository id.
 PRETRAINED_MODELS: dict[str, tuple[str, str]] = {
     "gpt2-small": ("gpt2", "GPT-2 small (124M): the paper's IOI and greater-than model"),
     "gpt2-medium": ("gpt2-medium", "GPT-2 medium (355M)"),
@@ -78,9 +78,12 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
 
     ``name`` is one of:
     - a shipped toy model (``"toy-4l"``): offline, no processing needed;
-    - a TransformerLens or Hugging Face name (``"gpt2-small"``, ``"attn-only-4l"``): loaded with
-      TransformerLens' usual weight processing, from the local cache only unless ``download``;
-    - a local folder in the toy-model layout (what ``saekit zoo train --out`` writes);
+    - one of :data:`PRETRAINED_MODELS` (``"gpt2-small"``, ``"attn-only-4l"``) or a hub
+      repository id (``"EleutherAI/pythia-160m"``): loaded with TransformerLens' usual weight
+      processing, from the local cache only unless ``download`` (which also accepts
+      TransformerLens' other aliases);
+    - a local folder in the zoo layout (what ``saekit zoo train --out`` and
+      :func:`saekit.zoo.export_model` write);
     - a local folder holding a Hugging Face causal LM and its tokenizer.
 
     Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached,

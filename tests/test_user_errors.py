@@ -196,7 +196,7 @@ ROWS = [
     ("uneven-lists", lambda c: task_from_strings(c.tok, "t", ["John Mary"], [], ["Mary"], ["John"]), TaskError, ["one of each per pair"]),
     # A task that does not fit the model.
     ("bpe-task-on-word-model", lambda c: head_activations(c.toy, c.gpt2_task), TaskError, ["tokenized for another model", "make_task"]),
-    ("bpe-task-discover", lambda c: discover(c.toy, c.gpt2_task), TaskError, ["tokenized for another model"]),
+    ("bpe-task-discover", lambda c: discover(c.toy, c.gpt2_task), TaskError, ["tokenized for another model", "vocabulary"]),
     ("bpe-task-circuit-table", lambda c: circuit_table(c.toy, c.gpt2_task, torch.zeros(c.shape), top_k=2), TaskError, ["circuit_table()", "vocabulary"]),
     ("bpe-task-baseline", lambda c: activation_patching_scores(c.toy, c.gpt2_task), TaskError, ["activation_patching_scores()", "vocabulary"]),
     ("answer-beyond-unembedding", lambda c: head_patching_effects(c.toy, c.wide_answer_task), TaskError, ["answer token id", "unembedding"]),

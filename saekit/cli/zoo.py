@@ -8,7 +8,7 @@ from saekit.cli import positive_int, print_json, set_threads
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("zoo", help="train, check and find the ground truth of the toy models")
+    parser = subparsers.add_parser("zoo", help="train, check, export and find the ground truth of zoo-layout models")
     actions = parser.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
 
     train = actions.add_parser("train", help="train toy-4l from scratch (deterministic on CPU)")
@@ -23,6 +23,14 @@ def register(subparsers) -> None:
     truth.add_argument("--model", default="toy-4l", help="shipped toy model (default: toy-4l)")
     truth.add_argument("--out", help="file to write (default: the model's ground_truth.json)")
     truth.set_defaults(handler=run_ground_truth)
+
+    export = actions.add_parser(
+        "export", help="write any loadable model as a self-contained folder that load_model reads"
+    )
+    export.add_argument("--model", required=True, help="toy model, TransformerLens name or folder")
+    export.add_argument("--out", required=True, help="folder to write (replaced as a whole)")
+    export.add_argument("--description", default="", help="one line for config.json and `saekit models`")
+    export.set_defaults(handler=run_export)
 
     check = actions.add_parser("check", help="accuracy and metrics of a toy model on its four tasks")
     check.add_argument("--model", default="toy-4l", help="shipped toy model (default: toy-4l)")
@@ -48,6 +56,14 @@ def run_ground_truth(args: argparse.Namespace) -> int:
     from saekit.zoo.ground_truth import write_ground_truth
 
     print(f"wrote {write_ground_truth(args.model, args.out)}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from saekit.models import load_model
+    from saekit.zoo import export_model
+
+    print(f"wrote {export_model(load_model(args.model), args.out, args.description)}")
     return 0
 
 
