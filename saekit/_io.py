@@ -23,13 +23,29 @@ from typing import Any
 from saekit.errors import SaekitError
 
 
+def check_folder_target(folder: str | os.PathLike) -> Path:
+    """``folder`` as a Path if a folder can be saved there; called before expensive work too."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SaekitError(f"{folder} is a file, not a folder; choose a folder to save into.")
+    return folder
+
+
+def check_file_target(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if a file can be saved there; called before expensive work too."""
+    path = Path(path)
+    if path.is_dir():
+        raise SaekitError(f"{path} is a folder; name a file to write, such as {path / 'out.json'}.")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; once the block succeeds it replaces ``path``.
 
     On any error the temporary file is removed and ``path`` keeps its old content.
     """
-    path = Path(path)
+    path = check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
@@ -50,9 +66,7 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     The old folder is renamed aside before the new one takes its name, and put back if that
     rename fails; on any error the old folder is left as it was.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SaekitError(f"{folder} is a file, not a folder; choose a folder to save into.")
+    folder = check_folder_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     aside = None

@@ -32,6 +32,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saekit._checks import checks_model_and_task
+from saekit._io import json_ready
 from saekit.errors import HeadSetError, TaskError
 from saekit.scoring import sample_sd
 from saekit.tasks.ground_truth import HEAD_FORMATS, heads_to_mask
@@ -473,8 +474,9 @@ class CircuitTable:
     random_circuit: RandomCircuits
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (floats, ints, lists)."""
-        return asdict(self)
+        """Plain JSON-ready values (floats, ints, lists); NaN (faithfulness when the full and
+        the ablated model score the same) becomes None, JSON's null."""
+        return json_ready(asdict(self))
 
 
 def random_head_masks(
@@ -668,7 +670,8 @@ class FaithfulnessCurves:
         return [faithfulness(v, self.full, self.ablated_all) for v in values]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready values, NaN as None (JSON's null)."""
+        return json_ready(asdict(self))
 
 
 @checks_model_and_task

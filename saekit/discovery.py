@@ -24,7 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from saekit._config import reject_unknown_fields
-from saekit._io import parse_json
+from saekit._io import json_ready, parse_json
 from saekit.activations import ACTIVATIONS, REDUCTIONS, HeadActivations, head_activations
 from saekit.codes import head_codes
 from saekit._checks import check_model_and_task, check_seeds
@@ -147,8 +147,9 @@ class DiscoveryResult:
         return ranked_heads(self.mean_scores)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything as JSON-ready values (scores per seed as nested lists), config included."""
-        return {
+        """Everything as JSON-ready values (scores per seed as nested lists), config included;
+        NaN (a collapsed SAE's explained variance, say) becomes None, JSON's null."""
+        return json_ready({
             "task": self.task_name,
             "config": self.config.to_dict(),
             "seeds": list(self.seeds),
@@ -157,7 +158,7 @@ class DiscoveryResult:
             "ground_truth": sorted([list(head) for head in self.ground_truth or []]),
             "seconds": dict(self.seconds),
             "sae_metrics": list(self.sae_metrics),
-        }
+        })
 
 
 def _score(config: DiscoveryConfig, positive_codes: Tensor, negative_codes: Tensor) -> Tensor:

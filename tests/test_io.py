@@ -183,3 +183,16 @@ def test_json_writers_turn_nan_and_inf_into_null(tmp_path):
     assert json.loads(dumps_json(value)) == expected
     assert "NaN" not in write_json(tmp_path / "out.json", value).read_text()
     assert json.loads((tmp_path / "out.json").read_text()) == expected
+
+
+def test_results_of_a_collapsed_sae_serialise_with_null_not_nan():
+    from saekit.discovery import DiscoveryConfig, DiscoveryResult
+
+    result = DiscoveryResult(
+        task_name="t", config=DiscoveryConfig(), seeds=(0,), scores=torch.zeros(1, 2, 2),
+        auc_per_seed=(float("nan"),), ground_truth=frozenset({(0, 0)}), seconds={"total": 1.0},
+        sae_metrics=({"explained_variance": float("nan"), "l0": 0.0},),
+    )
+    saved = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert saved["sae_metrics"] == [{"explained_variance": None, "l0": 0.0}]
+    assert saved["auc"]["per_seed"] == [None] and saved["auc"]["mean"] is None

@@ -43,7 +43,8 @@ from saekit.scoring import node_scores, roc_auc
 from saekit.tasks import make_task, task_from_strings
 from saekit.tasks.ground_truth import heads_to_mask
 from saekit.testing import save_random_gpt2
-from saekit.zoo import toy_model_dir
+from saekit.zoo import export_model, toy_model_dir
+from saekit.zoo.ground_truth import write_ground_truth
 
 TOY = toy_model_dir("toy-4l")
 
@@ -131,7 +132,8 @@ def ctx(tmp_path_factory, toy_4l, tiny_gpt2, tiny_gpt2_dir, gpt2_tokenizer_dir):
     }.items():
         shutil.copytree(good, root / name)
         damage(root / name)
-    (root / "a-file").write_text("not a folder")
+    c.a_file = root / "a-file"
+    c.a_file.write_text("not a folder")
     return c
 
 
@@ -150,7 +152,7 @@ def _with_nan_weights(model, call):
 
 def _bidirectional(model):
     """A stand-in with the model's attributes but bidirectional attention (BERT-like)."""
-    cfg = types.SimpleNamespace(**{**vars(model.cfg), "attention_dir": "bidirectional"}) if hasattr(model.cfg, "__dict__") else None
+    cfg = types.SimpleNamespace(**{**vars(model.cfg), "attention_dir": "bidirectional"})
     return types.SimpleNamespace(cfg=cfg, hook_dict=model.hook_dict, W_O=model.W_O, named_parameters=model.named_parameters)
 
 
@@ -224,7 +226,10 @@ ROWS = [
     ("sae-missing-tensor", lambda c: load_sae(c.root / "sae-missing"), SAEError, ["do not fit"]),
     ("sae-nan-weights", lambda c: load_sae(c.root / "sae-nan"), SAEError, ["NaN or inf"]),
     ("save-sae-not-an-sae", lambda c: save_sae(c.toy, c.root / "x"), SAEError, ["saekit SAE"]),
-    ("save-sae-onto-a-file", lambda c: save_sae(c.sae, c.root / "a-file"), SaekitError, ["is a file, not a folder"]),
+    ("save-sae-onto-a-file", lambda c: save_sae(c.sae, c.a_file), SaekitError, ["is a file, not a folder"]),
+    ("export-onto-a-file", lambda c: export_model(c.toy, c.a_file), SaekitError, ["is a file, not a folder"]),
+    ("ground-truth-into-a-folder", lambda c: write_ground_truth("toy-4l", c.root), SaekitError, ["is a folder", "name a file"]),
+    ("load-sae-absent-gpu", lambda c: load_sae(c.root / "sae", device="cuda:99"), SaekitError, ["device='cuda:99'"]),
     # Names and devices.
     ("unknown-model-name", lambda c: saekit.load_model("gpt2-smal"), ModelNotFoundError, ["Unknown model 'gpt2-smal'", "owner/name"]),
     ("mistyped-folder", lambda c: saekit.load_model("./models/my-gpt"), ModelNotFoundError, ["no folder './models/my-gpt'"]),
@@ -275,6 +280,9 @@ CLI_ROWS = [
     ("hf-folder-without-tokenizer", ["discover", "--model", "{hf_no_tokenizer}", "--task", "ioi"], ["no tokenizer files"]),
     ("tokenizer-larger-than-vocab", ["discover", "--model", "{hf_small_vocab}", "--task", "ioi"], ["50257 tokens"]),
     ("ground-truth-of-pretrained", ["zoo", "ground-truth", "--model", "gpt2-small"], ["not a shipped toy model"]),
+    ("zoo-train-onto-a-file", ["zoo", "train", "--out", "{a_file}"], ["is a file, not a folder"]),
+    ("zoo-export-onto-a-file", ["zoo", "export", "--model", "toy-4l", "--out", "{a_file}"], ["is a file, not a folder"]),
+    ("ground-truth-into-a-folder", ["zoo", "ground-truth", "--out", "{root}"], ["is a folder"]),
     ("zoo-train-zero-steps", ["zoo", "train", "--steps", "0"], ["--steps: must be at least 1"]),
     ("threads-zero", ["zoo", "train", "--threads", "0"], ["--threads: must be at least 1"]),
 ]

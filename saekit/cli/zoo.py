@@ -41,14 +41,16 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from saekit._io import check_folder_target
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
 
+    out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
     overrides = {key: getattr(args, key) for key in ("seed", "steps") if getattr(args, key) is not None}
     config = replace(TrainingConfig(), **overrides)
     model, _ = train_toy_model(config)
-    print(f"saved to {save_toy_model(model, config, args.out or DEFAULT_OUT)}")
+    print(f"saved to {save_toy_model(model, config, out)}")
     return 0
 
 
@@ -60,10 +62,12 @@ def run_ground_truth(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from saekit._io import check_folder_target
     from saekit.models import load_model
     from saekit.zoo import export_model
 
-    print(f"wrote {export_model(load_model(args.model), args.out, args.description)}")
+    out = check_folder_target(args.out)
+    print(f"wrote {export_model(load_model(args.model), out, args.description)}")
     return 0
 
 

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 import saekit
-from saekit._checks import check_finite_weights
+from saekit._checks import check_device, check_finite_weights
 from saekit._io import atomic_folder, dumps_json, read_json, read_safetensors
 from saekit.errors import SAEError
 from saekit.sae.base import ARCHITECTURES, SAE
@@ -63,6 +63,7 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
 
 def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
     """The SAE that :func:`save_sae` wrote to ``folder``, in eval mode without gradients."""
+    check_device(device)
     folder = Path(folder)
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
