@@ -144,9 +144,13 @@ def _pretrained_repo(name: str, download: bool = False) -> str:
     if name in PRETRAINED_MODELS:
         return PRETRAINED_MODELS[name][0]
     if "/" in name:
-        _check_repo_id(name)
+        if not _is_repo_id(name):
+            raise ModelNotFoundError(
+                f"There is no folder {name!r}, and it is not a hub repository id (owner/name) "
+                f"either. Check the path; a model folder holds config.json and the weights."
+            )
         return name
-    if _is_cached(name):
+    if _is_repo_id(name) and _is_cached(name):
         return name
     if download:
         from saekit import _tl
@@ -162,17 +166,15 @@ def _pretrained_repo(name: str, download: bool = False) -> str:
     )
 
 
-def _check_repo_id(name: str) -> None:
-    """Refuse an ``owner/repo`` name that cannot be a hub repository: a mistyped folder, most often."""
+def _is_repo_id(name: str) -> bool:
+    """Whether ``name`` could be a hub repository id (a mistyped folder path, often, cannot)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
         validate_repo_id(name)
     except HFValidationError:
-        raise ModelNotFoundError(
-            f"There is no folder {name!r}, and it is not a hub repository id (owner/name) "
-            f"either. Check the path; a model folder holds config.json and the weights."
-        ) from None
+        return False
+    return True
 
 
 def _load_local_folder(folder: Path, device: str) -> HookedModel:

@@ -233,6 +233,7 @@ ROWS = [
     # Names and devices.
     ("unknown-model-name", lambda c: saekit.load_model("gpt2-smal"), ModelNotFoundError, ["Unknown model 'gpt2-smal'", "owner/name"]),
     ("mistyped-folder", lambda c: saekit.load_model("./models/my-gpt"), ModelNotFoundError, ["no folder './models/my-gpt'"]),
+    ("name-with-a-space", lambda c: saekit.load_model("toy 4l"), ModelNotFoundError, ["Unknown model 'toy 4l'"]),
     ("absent-gpu", lambda c: saekit.load_model("toy-4l", device="cuda:99"), SaekitError, ["device='cuda:99'"]),
     ("unknown-device", lambda c: saekit.load_model("toy-4l", device="gpu"), SaekitError, ["Unknown device 'gpu'"]),
     # Codes, scores and head sets.
