@@ -9,7 +9,7 @@ TransformerLens (or, worse, a silently wrong number).
 from __future__ import annotations
 
 import functools
-import numbers
+import operator
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -22,14 +22,21 @@ _LOAD_HINT = "load one with saekit.load_model(...) or pass your own TransformerL
 
 
 def _is_integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """True for ints, numpy integers and integer 0-d tensors (anything usable as an index); not bools."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def check_count(value: Any, name: str, error: type[SaekitError] = SaekitError, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer of at least ``minimum`` (bools refused), else ``error``."""
     if not _is_integer(value) or value < minimum:
         raise error(f"{name} must be an integer of at least {minimum}, got {value!r}.")
-    return int(value)
+    return operator.index(value)
 
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
@@ -46,7 +53,7 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
         raise SaekitError(f"seeds must be integers, got {seeds!r}.")
     if not seeds:
         raise SaekitError("Give at least one seed, e.g. seeds=range(10).")
-    return tuple(int(seed) for seed in seeds)
+    return tuple(operator.index(seed) for seed in seeds)
 
 
 def check_device(device: Any) -> None:
