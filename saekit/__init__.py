@@ -10,6 +10,7 @@ The pipeline, one module per stage: [`saekit.tasks`][saekit.tasks] (contrastive 
 from saekit.errors import (
     ActivationError,
     HeadSetError,
+    ModelError,
     ModelNotCachedError,
     ModelNotFoundError,
     SAEError,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationError",
     "HeadSetError",
+    "ModelError",
     "ModelNotCachedError",
     "ModelNotFoundError",
     "SAEError",

@@ -31,6 +31,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from saekit._checks import checks_model_and_task
+from saekit._io import json_ready
 from saekit.errors import HeadSetError, TaskError
 from saekit.scoring import sample_sd
 from saekit.tasks.ground_truth import HEAD_FORMATS, heads_to_mask
@@ -294,6 +296,7 @@ class AblationRuns:
     """The full model's metric (None where a caller asked for the circuits alone)."""
 
 
+@checks_model_and_task
 def ablation_runs(
     model: HookedModel,
     task: ContrastiveTask,
@@ -420,6 +423,7 @@ def _run_kept(
 # --------------------------------------------------------------------------------------------
 
 
+@checks_model_and_task
 def head_patching_effects(
     model: HookedModel, task: ContrastiveTask, batch_size: int = 64
 ) -> Float[Tensor, "n_layers n_heads"]:
@@ -519,6 +523,7 @@ def _ends(task: ContrastiveTask, kind: AblationKind, runs: AblationRuns, empty_r
     )
 
 
+@checks_model_and_task
 def evaluate_circuit(
     model: HookedModel,
     task: ContrastiveTask,
@@ -565,8 +570,9 @@ class CircuitTable:
     random_circuit: RandomCircuits
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (floats, ints, lists)."""
-        return asdict(self)
+        """Plain JSON-ready values (floats, ints, lists); NaN (faithfulness when the full and
+        the ablated model score the same) becomes None, JSON's null."""
+        return json_ready(asdict(self))
 
 
 def random_head_masks(
@@ -598,6 +604,7 @@ def found_circuit_mask(
     return mask.cpu()
 
 
+@checks_model_and_task
 def circuit_table(
     model: HookedModel,
     task: ContrastiveTask,
@@ -670,6 +677,7 @@ class PrunedCircuit:
     ``|effect| >= threshold``."""
 
 
+@checks_model_and_task
 def prune_heads(
     model: HookedModel,
     task: ContrastiveTask,
@@ -751,9 +759,11 @@ class FaithfulnessCurves:
         return [faithfulness(v, self.full, self.ablated_all) for v in values]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready values, NaN as None (JSON's null)."""
+        return json_ready(asdict(self))
 
 
+@checks_model_and_task
 def faithfulness_curves(
     model: HookedModel,
     task: ContrastiveTask,

@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from saekit._checks import checks_model_and_task
 from saekit.errors import ActivationError
 from saekit.tasks.base import ContrastiveTask
 
@@ -89,6 +90,7 @@ def _check_model(model, activation: str, reduction: str) -> None:
         )
 
 
+@checks_model_and_task
 def head_activations(
     model,
     task: ContrastiveTask,

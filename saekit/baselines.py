@@ -60,6 +60,7 @@ from saekit.ablation import (
     scored_tokens,
     unembed,
 )
+from saekit._checks import checks_model_and_task
 from saekit.activations import HeadActivations, head_activations
 from saekit.diagnose import probe_accuracy
 from saekit.errors import ActivationError, TaskError
@@ -92,6 +93,7 @@ def _timed(method: str, compute: Callable[[], tuple[Tensor, Tensor]]) -> Baselin
     return BaselineScores(method, scores.cpu(), signed.cpu(), time.perf_counter() - started)
 
 
+@checks_model_and_task
 def activation_patching_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """|mean metric change| when one head's z is patched from the paired negative, per head."""
 
@@ -166,6 +168,7 @@ def _per_head(
     return (absolute if absolute_per_prompt else signed.abs()), signed
 
 
+@checks_model_and_task
 def attribution_patching_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """|estimated mean metric change| of patching each head from the negative (first order)."""
 
@@ -178,6 +181,7 @@ def attribution_patching_scores(model: HookedModel, task: ContrastiveTask, batch
     )
 
 
+@checks_model_and_task
 def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64) -> BaselineScores:
     """Mean over prompts of |∂metric/∂ξ_h| for a mask ξ_h = 1 multiplying each head's z."""
 
@@ -190,6 +194,7 @@ def hisp_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64)
     )
 
 
+@checks_model_and_task
 def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64, threshold: float = 0.02) -> BaselineScores:
     """|Faithfulness lost| when ACDC over heads tested each head (mean ablation, ``threshold``);
     ``.pruned`` holds ACDC's circuit."""

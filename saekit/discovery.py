@@ -23,7 +23,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from saekit._checks import check_model_and_task, check_seeds
 from saekit._config import reject_unknown_fields
+from saekit._io import json_ready, parse_json
 from saekit.activations import ACTIVATIONS, REDUCTIONS, HeadActivations, head_activations
 from saekit.codes import CODE_KINDS, head_codes, level_edges
 from saekit.errors import ActivationError, SaekitError, TaskError
@@ -100,7 +102,7 @@ class DiscoveryConfig:
 
     @classmethod
     def from_json(cls, text: str) -> DiscoveryConfig:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, SaekitError, "The DiscoveryConfig JSON", "Fix the text, or write it with to_json()."))
 
 
 def paper_config(task_name: str, **overrides: Any) -> DiscoveryConfig:
@@ -114,6 +116,7 @@ def paper_config(task_name: str, **overrides: Any) -> DiscoveryConfig:
             "paper_config takes the SAE's fields themselves (paper_config(task, d_sae=100)); to "
             "use an SAEConfig of your own, build DiscoveryConfig(sae=...)."
         )
+    reject_unknown_fields((DiscoveryConfig, SAEConfig), overrides, SaekitError)
     sae_fields = {f.name for f in fields(SAEConfig)}
     sae_values = {"l1_coefficient": PAPER_L1_COEFFICIENT.get(task_name, SAEConfig.l1_coefficient)}
     sae_values.update({k: v for k, v in overrides.items() if k in sae_fields})
@@ -157,8 +160,9 @@ class DiscoveryResult:
         return ranked_heads(self.mean_scores)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything as JSON-ready values (scores per seed as nested lists), config included."""
-        return {
+        """Everything as JSON-ready values (scores per seed as nested lists), config included;
+        NaN (a collapsed SAE's explained variance, say) becomes None, JSON's null."""
+        return json_ready({
             "task": self.task_name,
             "config": self.config.to_dict(),
             "seeds": list(self.seeds),
@@ -167,7 +171,7 @@ class DiscoveryResult:
             "ground_truth": sorted([list(head) for head in self.ground_truth or []]),
             "seconds": dict(self.seconds),
             "sae_metrics": list(self.sae_metrics),
-        }
+        })
 
 
 def _score(config: DiscoveryConfig, positive_codes: Tensor, negative_codes: Tensor) -> Tensor:
@@ -195,16 +199,23 @@ def discover(
     On a CPU shared with other work, ``torch.set_num_threads(1)`` first: the SAE's small
     matrices gain nothing from more threads, and idle-waiting threads can slow training tenfold.
     """
-    config = paper_config(task.name) if config is None else config
+    if activations is None:  # given activations, the model is not run and the task only counted
+        check_model_and_task(model, task, "discover()")
+    if config is None:
+        config = paper_config(task.name)
+    elif not isinstance(config, DiscoveryConfig):
+        inside = " An SAEConfig goes inside one: DiscoveryConfig(sae=...)." if isinstance(config, SAEConfig) else ""
+        raise SaekitError(
+            f"discover's config must be a DiscoveryConfig (or None for the paper's), got "
+            f"{type(config).__name__}.{inside}"
+        )
     if config.sae.seed != SAEConfig.seed:
         raise SaekitError(
             f"discover seeds every run (its SAE's initial weights and its draw of examples) from "
             f"`seeds`, so config.sae.seed={config.sae.seed} would be ignored; pass "
             f"seeds=[{config.sae.seed}] instead."
         )
-    seeds = tuple(int(seed) for seed in seeds)
-    if not seeds:
-        raise SaekitError("discover needs at least one seed, e.g. seeds=range(10).")
+    seeds = check_seeds(seeds)
     n_pairs = task.n_pairs
     if config.sae_examples > 2 * n_pairs:
         raise TaskError(

@@ -9,11 +9,15 @@ class SaekitError(Exception):
     """Base class of every error saekit raises on purpose."""
 
 
-class ModelNotFoundError(SaekitError):
+class ModelError(SaekitError):
+    """A model cannot be used: damaged files, NaN weights, not causal, or it does not fit a task."""
+
+
+class ModelNotFoundError(ModelError):
     """The model name is neither a shipped toy model, a TransformerLens name nor a local folder."""
 
 
-class ModelNotCachedError(SaekitError):
+class ModelNotCachedError(ModelError):
     """The model exists but its weights are not in the local cache and saekit is offline."""
 
 

@@ -9,21 +9,23 @@ command that fetches it on a machine with internet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saekit.errors import ModelNotCachedError, ModelNotFoundError
+from saekit._checks import check_device, check_model
+from saekit.errors import ModelError, ModelNotCachedError, ModelNotFoundError
 from saekit.zoo import toy_model_names
 
 if TYPE_CHECKING:
     from saekit._tl import HookedModel
 
 #: The paper's models and their relatives, by TransformerLens name, with their hub repository.
-#: Any other TransformerLens name works too; these are listed by ``saekit models`` and resolved
-#: without importing TransformerLens, so a missing one fails in well under a second.
+#: These are listed by ``saekit models`` and resolved without importing TransformerLens, so a
+#: missing one fails in well under a second; any other model goes by its hub repository id.
 PRETRAINED_MODELS: dict[str, tuple[str, str]] = {
     "gpt2-small": ("gpt2", "GPT-2 small (124M): the paper's IOI and greater-than model"),
     "gpt2-medium": ("gpt2-medium", "GPT-2 medium (355M)"),
@@ -182,12 +184,12 @@ def find_cached(name: str) -> CachedModel:
     return CachedModel(repo, folder, config, tokenizer_folder)
 
 
-def _hub_repos(name: str) -> list[str]:
+def _hub_repos(name: str, download: bool = False) -> list[str]:
     """The hub repositories that may hold ``name``: a listed model's repository and its hub ids
     (the name given first), or the repository TransformerLens resolves any other name to."""
     canonical = canonical_model_name(name)
     if canonical not in PRETRAINED_MODELS:
-        return [_pretrained_repo(name)]
+        return [_pretrained_repo(name, download)]
     ids = [PRETRAINED_MODELS[canonical][0], *(a for a in aliases_of(canonical) if "/" in a)]
     return sorted(dict.fromkeys(ids), key=lambda repo: repo.lower() != name.lower())
 
@@ -228,15 +230,26 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
     ``name`` is one of:
     - a shipped toy model (``"toy-4l"``): offline, no processing needed;
     - a TransformerLens or Hugging Face name (``"gpt2-small"``, ``"attn-only-4l"``, or any alias
-      such as ``"gpt2"``): loaded with TransformerLens' usual weight processing, from the local
-      cache only (no network call) unless ``download``;
-    - a local folder in the toy-model layout (what ``saekit zoo train --out`` writes);
+      such as ``"gpt2"``) or a hub repository id (``"EleutherAI/pythia-160m"``): loaded with
+      TransformerLens' usual weight processing, from the local cache only (no network call)
+      unless ``download``;
+    - a local folder in the zoo layout (what ``saekit zoo train --out`` and
+      `saekit.zoo.export_model` write);
     - a local folder holding a Hugging Face causal LM and its tokenizer.
 
-    Raises :class:`ModelNotCachedError` at once for a pretrained model that is not cached, or
-    only partly, and :class:`ModelNotFoundError` for a name that is none of the above.
+    Raises `ModelNotCachedError` at once for a pretrained model that is not cached, or only
+    partly, `ModelNotFoundError` for a name that is none of the above, a `SaekitError` for a
+    device this machine lacks (before anything loads), and `ModelError` for damaged files, NaN
+    weights, a tokenizer larger than the vocabulary or a non-causal model.
     """
-    name = str(name)
+    check_device(device)
+    model = _load_model(str(name), device, download)
+    check_model(model, f"load_model({str(name)!r})")
+    return model
+
+
+def _load_model(name: str, device: str, download: bool) -> HookedModel:
+    """:func:`load_model` before its checks of the loaded model."""
     if name in toy_model_names():
         from saekit.zoo import load_toy_model
 
@@ -250,9 +263,14 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
     if download:
         from saekit import _tl
 
-        # TransformerLens fetches what it reads; the hub's own name keeps it from warning
-        # about the alias.
-        return _tl.from_pretrained(_hub_repos(name)[0], device)
+        repo = _hub_repos(name, download=True)[0]
+        try:  # TransformerLens fetches what it reads; the hub's own name keeps it from warning about the alias
+            return _tl.from_pretrained(repo, device)
+        except OSError as err:
+            raise ModelNotCachedError(
+                f"Could not download model {name!r} (hub repository {repo!r}): {err} Check the "
+                f"internet connection, and that HF_HUB_OFFLINE is not set."
+            ) from None
     return _load_cached(find_cached(name), device)
 
 
@@ -271,36 +289,65 @@ def _load_cached(cached: CachedModel, device: str) -> HookedModel:
     return _tl.build_from_state_dict(config, state_dict, tokenizer, device, process=True, name=cached.repo)
 
 
-def _pretrained_repo(name: str) -> str:
-    """The hub repository of a pretrained name; fast for known names and ``owner/repo`` ids."""
+def _pretrained_repo(name: str, download: bool = False) -> str:
+    """The hub repository of a pretrained name, without importing TransformerLens.
+
+    Known names (any alias), cached repositories and ``owner/repo`` ids resolve at once and
+    anything else is refused at once; only ``download=True``, which imports TransformerLens
+    anyway, asks it to resolve its other aliases.
+    """
     canonical = canonical_model_name(name)
     if canonical in PRETRAINED_MODELS:
         return PRETRAINED_MODELS[canonical][0]
     if "/" in name:
+        if not _is_repo_id(name):
+            raise ModelNotFoundError(
+                f"There is no folder {name!r}, and it is not a hub repository id (owner/name) "
+                f"either. Check the path; a model folder holds config.json and the weights."
+            )
         return name
-    from saekit import _tl
+    if _is_repo_id(name) and _snapshot(name, "config.json") is not None:
+        return name
+    if download:
+        from saekit import _tl
+
+        with contextlib.suppress(ValueError):
+            return _tl.official_name(name)
+    known = ", ".join([*toy_model_names(), *PRETRAINED_MODELS])
+    raise ModelNotFoundError(
+        f"Unknown model {name!r}: not a shipped toy model, not a local folder, not one of "
+        f"saekit's pretrained names and not in the local cache. Known here: {known}. For another "
+        f"TransformerLens model give its hub repository (owner/name), or fetch it with "
+        f"`{download_command(name)}`. Run `saekit models` for the list."
+    )
+
+
+def _is_repo_id(name: str) -> bool:
+    """Whether ``name`` could be a hub repository id (a mistyped folder path, often, cannot)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
-        return _tl.official_name(name)
-    except ValueError:
-        known = ", ".join([*toy_model_names(), *PRETRAINED_MODELS])
-        raise ModelNotFoundError(
-            f"Unknown model {name!r}: not a shipped toy model, not a local folder and not a "
-            f"TransformerLens model name. Known here: {known}. Run `saekit models` for the list."
-        ) from None
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _load_local_folder(folder: Path, device: str) -> HookedModel:
     """A Hugging Face causal LM saved with ``save_pretrained`` (model and tokenizer) in a folder."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from saekit import _tl
+    from saekit._io import read_json
 
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(
             f"Folder {str(folder)!r} has no config.json. Save a model there with "
-            f"model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
+            f"model.save_pretrained(folder) and tokenizer.save_pretrained(folder), or a "
+            f"TransformerLens model with saekit.zoo.export_model(model, folder)."
         )
+    read_json(folder / "config.json", ModelError, "Save the model again with model.save_pretrained(folder).")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as err:
@@ -308,5 +355,16 @@ def _load_local_folder(folder: Path, device: str) -> HookedModel:
             f"Folder {str(folder)!r} holds no tokenizer ({err}). Save one beside the model with "
             f"tokenizer.save_pretrained(folder)."
         ) from None
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    if len(tokenizer) < 2:  # transformers makes an empty tokenizer when the files are missing
+        raise ModelNotFoundError(
+            f"Folder {str(folder)!r} holds no tokenizer files (vocabulary), so prompts cannot be "
+            f"tokenized. Save one beside the model with tokenizer.save_pretrained(folder)."
+        )
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise ModelError(
+            f"The weights in {str(folder)!r} are missing, damaged or do not fit its config.json "
+            f"({type(err).__name__}: {err}). Save the model again with model.save_pretrained(folder)."
+        ) from None
     return _tl.from_pretrained(str(folder), device, hf_model=hf_model, tokenizer=tokenizer)

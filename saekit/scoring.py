@@ -33,6 +33,14 @@ EDGE_CHUNK_KEYS = 1 << 23
 
 
 def _check_codes(positive_codes: Tensor, negative_codes: Tensor) -> None:
+    for codes in (positive_codes, negative_codes):
+        if not isinstance(codes, Tensor) or codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
+            kind = codes.dtype if isinstance(codes, Tensor) else type(codes).__name__
+            raise SAEError(
+                f"Codes must be an integer tensor (latent indices), not {kind}: latent "
+                f"activations are no codes. Turn latents into codes with "
+                f"saekit.codes.codes_from_latents, or encode head vectors with head_codes."
+            )
     if positive_codes.ndim != 2 or negative_codes.ndim != 2:
         raise SAEError(
             f"Codes must be (n_examples, n_heads_total); got {tuple(positive_codes.shape)} and "
@@ -208,6 +216,11 @@ def _ranking_metric(
 ) -> float:
     """A scikit-learn ranking metric of the flattened head scores against the ground-truth labels."""
     labels, values = _flat_labels(scores, ground_truth)
+    if not np.isfinite(values).all():
+        raise SAEError(
+            "Head scores hold NaN or inf, so they rank nothing. They come from a collapsed SAE or "
+            "a model that overflowed; check the SAE's metrics and the model's weights."
+        )
     _check_both_classes(labels)
     return float(metric(labels, values))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from saekit.activations import head_activations
-from saekit.errors import ActivationError
+from saekit.errors import ActivationError, ModelError
 from saekit.tasks import task_from_strings
 
 
@@ -79,7 +79,8 @@ def test_unknown_activation_or_reduction_names_the_options(tiny_gpt2, uneven_tas
 
 
 def test_a_model_without_the_hook_is_refused(uneven_task):
-    hookless = types.SimpleNamespace(cfg=types.SimpleNamespace(n_layers=2), hook_dict={})
+    cfg = types.SimpleNamespace(n_layers=2, d_vocab=50257, d_vocab_out=50257, n_ctx=128)
+    hookless = types.SimpleNamespace(cfg=cfg, hook_dict={}, W_O=None, named_parameters=lambda: [])
     with pytest.raises(ActivationError, match=r"no hook blocks\.0\.attn\.hook_z.*load_model"):
         head_activations(hookless, uneven_task)
 
@@ -101,6 +102,10 @@ def test_nan_activations_are_caught(tiny_gpt2, uneven_task):
     try:
         with torch.no_grad():
             weights.fill_(float("nan"))
+        with pytest.raises(ModelError, match="weights of the model hold NaN or inf"):
+            head_activations(tiny_gpt2, uneven_task, progress=False)
+        with torch.no_grad():
+            weights.fill_(3e38)  # finite weights whose forward pass overflows
         with pytest.raises(ActivationError, match="NaN or inf.*float32"):
             head_activations(tiny_gpt2, uneven_task, progress=False)
     finally:

@@ -191,7 +191,7 @@ def test_cli_reports_bad_input_without_a_traceback(tiny_gpt2_dir, capsys):
     assert "Unknown SAE architecture" in capsys.readouterr().err
     for command in (["discover", "--model", str(tiny_gpt2_dir), "--task", "ioi"], ["zoo", "train"]):
         assert main([*command, "--threads", "0"]) == 2
-        assert "--threads must be at least 1, not 0" in capsys.readouterr().err
+        assert "--threads: must be at least 1, not 0" in capsys.readouterr().err
 
 
 def _cli_choices(command: str, option: str) -> tuple:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saekit.cli import print_json, set_threads
+from saekit.cli import positive_int, print_json, set_threads
 from saekit.errors import TaskError
 
 
@@ -15,12 +15,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model", required=True, help="toy model, TransformerLens name or folder")
     parser.add_argument("--task", required=True, help="ioi, greater-than, docstring or induction")
-    parser.add_argument("--seeds", type=int, default=1, metavar="K", help="run seeds 0..K-1 (default 1)")
-    parser.add_argument("--sae-examples", type=int, default=10, metavar="N",
+    parser.add_argument("--seeds", type=positive_int, default=1, metavar="K", help="run seeds 0..K-1 (default 1)")
+    parser.add_argument("--sae-examples", type=positive_int, default=10, metavar="N",
                         help="examples the SAE is trained on (default 10, the paper's)")
-    parser.add_argument("--count-examples", type=int, default=None, metavar="N",
+    parser.add_argument("--count-examples", type=positive_int, default=None, metavar="N",
                         help="pairs whose codes are counted (default: all)")
-    parser.add_argument("--n-pairs", type=int, default=250, metavar="N",
+    parser.add_argument("--n-pairs", type=positive_int, default=250, metavar="N",
                         help="positive/negative pairs to generate (default 250)")
     # Choices are spelled out so that parsing loads no torch; tests/test_discovery.py keeps them
     # equal to the library's names.
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--sae", default="relu", metavar="ARCH", help="SAE architecture (default relu)")
     parser.add_argument("--l1", type=float, default=None,
                         help="L1 coefficient (default: the paper's, 0.05 docstring, else 0.02)")
-    parser.add_argument("--sae-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--sae-steps", type=positive_int, default=None, metavar="N",
                         help="SAE training steps (default 500, the paper's)")
     parser.add_argument("--code-kind", choices=("argmax", "argmax_level"), default="argmax",
                         help="argmax: the strongest latent (the paper's); argmax_level: also its "
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--activation", choices=("result", "z"), default="result")
     parser.add_argument("--reduction", choices=("mean", "last", "mean_no_bos"), default="mean")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="CPU threads for torch (default 1: the SAE's small matrices run "
                              "fastest on one, and several threads stall on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -12,18 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saekit.cli import print_json
+from saekit.cli import positive_int, print_json
 from saekit.errors import TaskError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="toy model, TransformerLens name or folder")
     parser.add_argument("--task", required=True, help="ioi, greater-than, docstring or induction")
-    parser.add_argument("--n-pairs", type=int, default=250, metavar="N",
+    parser.add_argument("--n-pairs", type=positive_int, default=250, metavar="N",
                         help="positive/negative pairs to generate (default 250)")
-    parser.add_argument("--seeds", type=int, default=1, metavar="K",
+    parser.add_argument("--seeds", type=positive_int, default=1, metavar="K",
                         help="SAE seeds 0..K-1 whose scores are averaged (default 1)")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="B",
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
                         help="sequences per forward pass (default 64)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -35,13 +35,13 @@ def register(subparsers) -> None:
     )
     _common(validate)
     choice = validate.add_mutually_exclusive_group()
-    choice.add_argument("--top-k", type=int, metavar="K",
+    choice.add_argument("--top-k", type=positive_int, metavar="K",
                         help="found circuit = the K best heads (default: size of the ground truth)")
     choice.add_argument("--threshold", type=float, metavar="X",
                         help="found circuit = heads scoring at least X")
     validate.add_argument("--ablation", choices=("mean", "resample", "zero"), default="mean",
                           help="what replaces an ablated head's z (default mean; zero is off-distribution)")
-    validate.add_argument("--n-random", type=int, default=5, metavar="R",
+    validate.add_argument("--n-random", type=positive_int, default=5, metavar="R",
                           help="random circuits drawn for the baseline row (default 5)")
     validate.set_defaults(handler=run_validate)
 
@@ -82,12 +82,16 @@ def _discover(model, task, args: argparse.Namespace, ground_truth):
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from saekit.ablation import circuit_table
+    import torch
+
+    from saekit.ablation import circuit_table, found_circuit_mask, model_shape
 
     model, task = _setup(args)
     ground_truth = _ground_truth(args, required=False)
     if ground_truth is None and args.top_k is None and args.threshold is None:
         raise TaskError(f"No ground truth for {args.task} on {args.model}: pass --top-k or --threshold.")
+    if args.top_k is not None:  # checked on placeholder scores now rather than after discovery
+        found_circuit_mask(torch.zeros(model_shape(model)), top_k=args.top_k)
     scores = _discover(model, task, args, ground_truth=None).mean_scores
     table = circuit_table(
         model, task, scores, ground_truth=ground_truth, top_k=args.top_k, threshold=args.threshold,

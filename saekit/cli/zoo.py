@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from saekit.cli import print_json, set_threads
+from saekit.cli import positive_int, print_json, set_threads
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("zoo", help="train, check and find the ground truth of the toy models")
+    parser = subparsers.add_parser("zoo", help="train, check, export and find the ground truth of zoo-layout models")
     actions = parser.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
 
     train = actions.add_parser("train", help="train toy-4l from scratch (deterministic on CPU)")
     train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
-    train.add_argument("--steps", type=int, help="optimiser steps (default: the shipped model's)")
-    train.add_argument("--threads", type=int, metavar="N",
+    train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the shipped model's)")
+    train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
 
@@ -23,6 +23,14 @@ def register(subparsers) -> None:
     truth.add_argument("--model", default="toy-4l", help="shipped toy model (default: toy-4l)")
     truth.add_argument("--out", help="file to write (default: the model's ground_truth.json)")
     truth.set_defaults(handler=run_ground_truth)
+
+    export = actions.add_parser(
+        "export", help="write any loadable model as a self-contained folder that load_model reads"
+    )
+    export.add_argument("--model", required=True, help="toy model, TransformerLens name or folder")
+    export.add_argument("--out", required=True, help="folder to write (replaced as a whole)")
+    export.add_argument("--description", default="", help="one line for config.json and `saekit models`")
+    export.set_defaults(handler=run_export)
 
     check = actions.add_parser("check", help="accuracy and metrics of a toy model on its four tasks")
     check.add_argument("--model", default="toy-4l", help="shipped toy model (default: toy-4l)")
@@ -33,14 +41,16 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from saekit._io import check_folder_target
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
 
+    out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
     overrides = {key: getattr(args, key) for key in ("seed", "steps") if getattr(args, key) is not None}
     config = replace(TrainingConfig(), **overrides)
     model, _ = train_toy_model(config)
-    print(f"saved to {save_toy_model(model, config, args.out or DEFAULT_OUT)}")
+    print(f"saved to {save_toy_model(model, config, out)}")
     return 0
 
 
@@ -48,6 +58,16 @@ def run_ground_truth(args: argparse.Namespace) -> int:
     from saekit.zoo.ground_truth import write_ground_truth
 
     print(f"wrote {write_ground_truth(args.model, args.out)}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from saekit._io import check_folder_target
+    from saekit.models import load_model
+    from saekit.zoo import export_model
+
+    out = check_folder_target(args.out)
+    print(f"wrote {export_model(load_model(args.model), out, args.description)}")
     return 0
 
 

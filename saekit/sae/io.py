@@ -11,13 +11,14 @@ sae-lens has no activation for; its folder stays loadable with [`load_sae`][saek
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import saekit
+from saekit._checks import check_device, check_finite_weights
+from saekit._io import atomic_folder, dumps_json, read_json, read_safetensors
 from saekit.errors import SAEError
 from saekit.sae.base import ARCHITECTURES, SAE
 from saekit.sae.config import SAEConfig
@@ -29,11 +30,14 @@ SAE_LENS_FORMAT_VERSION = "6.0.0"
 
 
 def save_sae(sae: SAE, folder: str | Path) -> Path:
-    """Write ``sae`` to ``folder`` (created if needed) and return the folder."""
+    """Write ``sae`` to ``folder`` (created if needed) and return the folder.
+
+    The two files are written into a sibling folder that then replaces ``folder`` as a whole
+    (other files in ``folder`` are kept), so an interrupted save leaves the old SAE or the new.
+    """
     if not isinstance(sae, SAE):
         raise SAEError(f"save_sae takes a saekit SAE, got {type(sae).__name__}.")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: value.cpu() for name, value in sae.export_tensors().items()}
     config = {
         "architecture": sae.sae_lens_architecture or sae.architecture,
@@ -51,13 +55,15 @@ def save_sae(sae: SAE, folder: str | Path) -> Path:
             "saekit_config": sae.config.to_dict(),
         },
     }
-    save_file(tensors, folder / WEIGHTS_FILE)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    with atomic_folder(folder) as staging:
+        save_file(tensors, staging / WEIGHTS_FILE)
+        (staging / CONFIG_FILE).write_text(dumps_json(config))
     return folder
 
 
 def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
     """The SAE that [`save_sae`][saekit.sae.io.save_sae] wrote to ``folder``, in eval mode without gradients."""
+    check_device(device)
     folder = Path(folder)
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
@@ -65,8 +71,9 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
             f"{folder} is not a saved SAE: {', '.join(missing)} missing. Pass the folder "
             f"save_sae wrote (it holds {CONFIG_FILE} and {WEIGHTS_FILE})."
         )
+    fix = "Save the SAE again with save_sae."
+    stored = read_json(folder / CONFIG_FILE, SAEError, fix)
     try:
-        stored = json.loads((folder / CONFIG_FILE).read_text())
         d_in, dtype = int(stored["d_in"]), getattr(torch, stored["dtype"])
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise SAEError(
@@ -81,7 +88,7 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
         )
     config = SAEConfig.from_dict(saekit_config)
     sae = ARCHITECTURES[config.architecture](d_in, config).to(dtype)
-    tensors = load_file(folder / WEIGHTS_FILE)
+    tensors = read_safetensors(folder / WEIGHTS_FILE, SAEError, fix)
     try:
         sae.import_tensors(tensors)
     except (RuntimeError, KeyError) as err:
@@ -90,4 +97,5 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
             f"with d_in={d_in}, d_sae={config.d_sae} ({type(err).__name__}: {err}); the "
             f"folder's files come from different SAEs. Save the SAE again with save_sae."
         ) from err
+    check_finite_weights(sae, str(folder / WEIGHTS_FILE), SAEError)
     return sae.to(device).eval().requires_grad_(False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from saekit._checks import check_count, tokenizer_of
 from saekit.errors import TaskError
 from saekit.tasks.base import (
     NO_TOKEN,
@@ -35,16 +36,14 @@ def make_task(name: str, model_or_tokenizer: Any, n_pairs: int = 250, seed: int 
 
     Generation is seeded by ``seed`` alone and never touches the global random state.
     """
-    tokenizer = getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
-    if tokenizer is None:
-        raise TaskError("The model has no tokenizer; pass a tokenizer or load the model with one.")
+    tokenizer = tokenizer_of(model_or_tokenizer, "make_task")
     if name not in TASK_NAMES:
         raise TaskError(
             f"Unknown task {name!r}. Built-in tasks: {', '.join(TASK_NAMES)}; for your own, "
             f"use saekit.tasks.task_from_strings."
         )
-    if n_pairs < 1:
-        raise TaskError(f"n_pairs must be at least 1, not {n_pairs}.")
+    n_pairs = check_count(n_pairs, "n_pairs", TaskError)
+    seed = check_count(seed, "seed", TaskError, minimum=0)
     if is_toy_tokenizer(tokenizer):
         from saekit.tasks.toy import GENERATORS
     else:

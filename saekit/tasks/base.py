@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from saekit._checks import tokenizer_of
 from saekit.errors import TaskError
 
 NO_TOKEN = -1
@@ -147,6 +149,23 @@ def _as_list(answer: str | Sequence[str]) -> list[str]:
     return [answer] if isinstance(answer, str) else list(answer)
 
 
+def _check_texts(name: str, role: str, texts: Any) -> None:
+    """Refuse ``texts`` unless it is a list of strings (answers: or of lists of strings)."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TaskError(
+            f"Task {name!r}: {role} must be a list with one entry per pair, got "
+            f"{type(texts).__name__}{' (a single string)' if isinstance(texts, str) else ''}."
+        )
+    answer_lists = role in ("answers", "wrong_answers")
+    for i, text in enumerate(texts):
+        inner = _as_list(text) if answer_lists and isinstance(text, (list, tuple)) else [text]
+        if not all(isinstance(item, str) for item in inner):
+            raise TaskError(
+                f"Task {name!r}: {role}[{i}] is {text!r} ({type(text).__name__}); prompts and "
+                f"answers are strings{' (or, per pair, a list of strings)' if answer_lists else ''}."
+            )
+
+
 def task_from_strings(
     tokenizer,
     name: str,
@@ -163,6 +182,10 @@ def task_from_strings(
     length; each answer and wrong answer must be a single token (with a BPE tokenizer, include
     the leading space: ``" Mary"``). A BOS token is prepended to every prompt.
     """
+    tokenizer = tokenizer_of(tokenizer, "task_from_strings")
+    for role, texts in [("positives", positives), ("negatives", negatives), ("answers", answers),
+                        ("wrong_answers", wrong_answers)]:
+        _check_texts(name, role, texts)
     try:
         metric = MetricKind(metric)
     except ValueError:

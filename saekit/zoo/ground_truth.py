@@ -10,7 +10,6 @@ recompute ``ground_truth.json``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from saekit._io import check_file_target, write_json
 from saekit.errors import ModelNotFoundError
 from saekit.tasks import TASK_NAMES, make_task
 
@@ -80,7 +80,6 @@ def write_ground_truth(model_name: str, out: str | Path | None = None) -> Path:
             f"{model_name!r} is not a shipped toy model, so it has no folder to hold its "
             f"ground_truth.json; name a file to write with --out (out=...)."
         )
-    path = Path(out) if out is not None else toy_model_dir(model_name) / "ground_truth.json"
-    path.write_text(json.dumps(compute_ground_truth(model_name), indent=2) + "\n")
-    return path
+    path = check_file_target(out if out is not None else toy_model_dir(model_name) / "ground_truth.json")
+    return write_json(path, compute_ground_truth(model_name))
 

@@ -11,7 +11,6 @@ gives the same logits.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -227,10 +226,9 @@ class AttnOnlyTransformer(nn.Module):
 
 def load_toy_module(folder: str | Path) -> AttnOnlyTransformer:
     """The plain-torch module of a saved toy model (``config.json`` + ``model.safetensors``)."""
-    from safetensors.torch import load_file
+    from saekit.zoo import read_toy_weights
 
-    folder = Path(folder)
-    tl_config = json.loads((folder / "config.json").read_text())["tl_config"]
+    tl_config, state_dict = read_toy_weights(folder)
     model = AttnOnlyTransformer(ToyModelConfig.from_tl_config(tl_config))
-    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.load_state_dict(state_dict)
     return model.eval()

@@ -25,7 +25,6 @@ keeps the job the generic text gives it. Training never touches the global rando
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
+from saekit._io import write_json
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.base import pad_rows
 from saekit.tasks.toy import toy_pairs
@@ -254,5 +254,5 @@ def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Ci
             for task, placed in circuits.items()
         },
     }
-    (Path(out) / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    write_json(Path(out) / "ground_truth.json", truth)
     return Path(out)

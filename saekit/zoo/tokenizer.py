@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from saekit._io import atomic_folder, dumps_json
 from saekit.tasks import TOY_TOKENIZER_MARKER
 from saekit.tasks.toy import BOS, PAD, UNK, VOCABULARY
 
@@ -35,13 +36,15 @@ def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY):
 
 
 def save_toy_tokenizer(folder: str | Path, vocabulary: tuple[str, ...] = VOCABULARY) -> Path:
-    """Save the word-level tokenizer of ``vocabulary`` to ``folder`` (created if needed) and return the folder."""
+    """Save the word-level tokenizer of ``vocabulary`` to ``folder`` (created if needed, replaced
+    as a whole) and return it."""
     folder = Path(folder)
-    build_toy_tokenizer(vocabulary).save_pretrained(folder)
-    # transformers 5 writes its own class name, which transformers 4 does not know; the
-    # class both versions load is PreTrainedTokenizerFast.
-    config_path = folder / "tokenizer_config.json"
-    config = json.loads(config_path.read_text())
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    with atomic_folder(folder) as staging:
+        build_toy_tokenizer(vocabulary).save_pretrained(staging)
+        # transformers 5 writes its own class name, which transformers 4 does not know; the
+        # class both versions load is PreTrainedTokenizerFast.
+        config_path = staging / "tokenizer_config.json"
+        config = json.loads(config_path.read_text())
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_path.write_text(dumps_json(config))
     return folder

@@ -28,7 +28,6 @@ global random state.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from saekit._io import atomic_folder, dumps_json
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.base import pad_rows
 from saekit.tasks.toy import VOCABULARY, toy_pairs
@@ -309,21 +309,25 @@ def save_toy_model(
     vocabulary: tuple[str, ...] = VOCABULARY,
     trained_on: str = "toy ioi, greater-than, docstring and induction",
 ) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` to ``out``."""
+    """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` to ``out``, atomically.
+
+    The files are written into a sibling folder that replaces ``out`` as a whole (keeping
+    other files there, such as ``ground_truth.json``), so an interrupted save leaves the old
+    model or the new one.
+    """
     from safetensors.torch import save_file
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
-    save_toy_tokenizer(out / "tokenizer", vocabulary)
     cfg = config.model
     description = (
         f"attention-only, {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
         f"word-level vocabulary of {cfg.d_vocab}; trained by saekit on {trained_on}"
     )
     document = {"name": name, "description": description, "tl_config": cfg.tl_config(), "training": config.to_dict()}
-    (out / "config.json").write_text(json.dumps(document, indent=2) + "\n")
-    return out
+    with atomic_folder(out) as staging:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, staging / "model.safetensors")
+        save_toy_tokenizer(staging / "tokenizer", vocabulary)
+        (staging / "config.json").write_text(dumps_json(document))
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> int:
