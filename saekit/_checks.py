@@ -123,7 +123,7 @@ def check_model(model: Any, caller: str) -> None:
 
 
 def tokenizer_of(model_or_tokenizer: Any, caller: str) -> Any:
-    """The tokenizer of a model, or the tokenizer itself; a :class:`TaskError` for anything else."""
+    """The tokenizer of a model, or the tokenizer itself; a `TaskError` for anything else."""
     if isinstance(model_or_tokenizer, (str, os.PathLike)):
         raise TaskError(
             f"{caller} takes a model or a tokenizer object, not the string "
@@ -142,7 +142,7 @@ def tokenizer_of(model_or_tokenizer: Any, caller: str) -> Any:
 
 
 def check_task(task: Any, caller: str) -> None:
-    """Refuse anything but a :class:`~saekit.tasks.ContrastiveTask`."""
+    """Refuse anything but a `saekit.tasks.ContrastiveTask`."""
     from saekit.tasks.base import ContrastiveTask
 
     if not isinstance(task, ContrastiveTask):
@@ -191,7 +191,7 @@ def check_model_and_task(model: Any, task: Any, caller: str) -> None:
 
 def checks_model_and_task(function: Callable[..., T]) -> Callable[..., T]:
     """Decorate a public function whose first two arguments are a model and a task, so that
-    :func:`check_model_and_task` runs before it does."""
+    `check_model_and_task` runs before it does."""
 
     @functools.wraps(function)
     def checked(model: Any, task: Any, *args: Any, **kwargs: Any) -> T:

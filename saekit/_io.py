@@ -1,9 +1,9 @@
 """How saekit writes and reads its files: atomically, and with a saekit error for damaged ones.
 
-Every artefact saekit saves goes through :func:`atomic_file` (one file: written beside, then
-renamed over the old one) or :func:`atomic_folder` (a folder of files: written into a sibling,
+Every artefact saekit saves goes through `atomic_file` (one file: written beside, then
+renamed over the old one) or `atomic_folder` (a folder of files: written into a sibling,
 then swapped in as a whole), so an interrupted save leaves the old artefact or the new one,
-never a mix. JSON goes through :func:`dumps_json`, which writes NaN and infinity as ``null``
+never a mix. JSON goes through `dumps_json`, which writes NaN and infinity as ``null``
 (bare ``NaN`` is not JSON). The readers turn a missing, truncated or malformed file into the
 caller's saekit error naming the file and the fix.
 """
@@ -106,7 +106,7 @@ def json_ready(value: Any) -> Any:
 
 
 def dumps_json(value: Any) -> str:
-    """Indented JSON of ``value``; NaN and infinity become ``null`` (see :func:`json_ready`)."""
+    """Indented JSON of ``value``; NaN and infinity become ``null`` (see `json_ready`)."""
     return json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n"
 
 

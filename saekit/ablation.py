@@ -3,7 +3,7 @@
 A head ranking is a hypothesis; ablation tests it. Every intervention here acts on one head's
 ``blocks.L.attn.hook_z`` (its attention-weighted values, before ``W_O``), never on the summed
 attention output, so each head can be kept or replaced on its own. A knocked-out head's z is
-replaced by one of three :class:`AblationKind` values:
+replaced by one of three `AblationKind` values:
 
 - ``MEAN`` (default): the mean z of a reference set (the task's negatives unless told otherwise)
   at the same position, taken separately for each group of prompts that share a template and a
@@ -13,7 +13,7 @@ replaced by one of three :class:`AblationKind` values:
 - ``ZERO``: zeros. Off-distribution (a head never outputs zero), so it overstates how much a
   head matters; offered to show that, never the default.
 
-All runs go through :func:`ablation_runs`, which evaluates many circuits at once by stacking
+All runs go through `ablation_runs`, which evaluates many circuits at once by stacking
 (circuit, prompt) rows into one batched forward pass. Hooks live only inside the model's
 ``hooks()`` context manager, so they are removed even when a forward pass raises.
 """
@@ -41,7 +41,7 @@ from saekit.tasks.base import NO_TOKEN, ContrastiveTask, MetricKind, compute_met
 if TYPE_CHECKING:
     from saekit._tl import HookedModel
 
-#: A head set in any format :func:`head_mask` reads.
+#: A head set in any format `head_mask` reads.
 HeadsLike = Any
 
 
@@ -77,7 +77,7 @@ def head_mask(
     """Any head-set format as a boolean mask ``[n_layers, n_heads]`` (True = in the set).
 
     Reads (layer, head) pairs, "L.H" strings (also mixed), and boolean masks (torch or numpy).
-    Raises :class:`HeadSetError` for a head outside the model, anything else, and an empty set
+    Raises `HeadSetError` for a head outside the model, anything else, and an empty set
     unless ``allow_empty`` (a circuit needs a head; a set of heads to outline in a plot does not).
     """
     if isinstance(heads, (Tensor, np.ndarray)):
@@ -227,7 +227,7 @@ def final_residual(
 
     The pass stops before the unembedding: with a 50k vocabulary that is about a third of a
     GPT-2 pass, and its ``[rows, seq, vocab]`` output most of the memory. Unembed the rows with
-    :func:`unembed`. Gradients flow if enabled.
+    `unembed`. Gradients flow if enabled.
     """
     from saekit.activations import _StopForward
 
@@ -252,7 +252,7 @@ def final_residual(
 def unembed(
     model: HookedModel, resid: Float[Tensor, "rows d_model"], columns: Int[Tensor, " k"] | None = None
 ) -> Float[Tensor, "rows k"]:
-    """Logits of ``resid`` (from :func:`final_residual`) for the tokens in ``columns`` (all if None)."""
+    """Logits of ``resid`` (from `final_residual`) for the tokens in ``columns`` (all if None)."""
     if columns is None:
         return resid @ model.W_U + model.b_U
     columns = columns.to(resid.device)
@@ -263,7 +263,7 @@ def scored_tokens(
     task: ContrastiveTask, full_vocabulary: bool = False
 ) -> tuple[Int[Tensor, " k"] | None, Int[Tensor, "n_pairs n_answers"], Int[Tensor, "n_pairs n_wrong"]]:
     """The logits ``task``'s metric reads: ``(columns, answer_tokens, wrong_tokens)`` with the
-    tokens as indices into ``columns``, for :func:`unembed` and ``compute_metric``.
+    tokens as indices into ``columns``, for `unembed` and ``compute_metric``.
 
     A logit difference reads only the answer and wrong tokens; a probability difference (and
     a KL, ``full_vocabulary``) reads every logit through the softmax, so ``columns`` is None.
@@ -336,9 +336,9 @@ def _run_circuits(
     kl: bool = True,
     clean: bool = True,
 ) -> AblationRuns:
-    """:func:`ablation_runs` with its arguments checked and its replacements prepared.
+    """`ablation_runs` with its arguments checked and its replacements prepared.
 
-    Without ``kl`` only the logits the metric reads are computed (see :func:`scored_tokens`);
+    Without ``kl`` only the logits the metric reads are computed (see `scored_tokens`);
     without ``clean`` (and ``kl``) the full model is not run. A circuit given more than once
     (the empty circuit at every curve's start, say) runs once.
     """
@@ -666,7 +666,7 @@ def circuit_table(
 
 @dataclass
 class PrunedCircuit:
-    """What :func:`prune_heads` kept, and what each head was worth when it was tested."""
+    """What `prune_heads` kept, and what each head was worth when it was tested."""
 
     threshold: float
     ends: Baselines

@@ -1,6 +1,6 @@
 """Other routes to a head ranking, which the SAE method is compared against.
 
-Each baseline returns :class:`BaselineScores`: one score per head ``[n_layers, n_heads]``, higher
+Each baseline returns `BaselineScores`: one score per head ``[n_layers, n_heads]``, higher
 = more in the circuit, the same format as the SAE method's scores, so ROC AUC, circuit tables
 and faithfulness curves apply unchanged. Each also records its wall time.
 
@@ -8,30 +8,30 @@ Four are the expensive routes to a circuit. Their scores are absolute values of 
 effect: a head that *lowers* the metric (IOI's negative name movers) is as much part of the
 circuit as one that raises it. The signed values are kept beside them.
 
-- :func:`activation_patching_scores`: per-head activation patching, one forward pass per head
-  (|:func:`saekit.ablation.head_patching_effects`|). The ground-truth route; slow for big models.
-- :func:`attribution_patching_scores`: its first-order Taylor approximation at hook_z, two
+- `activation_patching_scores`: per-head activation patching, one forward pass per head
+  (|`saekit.ablation.head_patching_effects`|). The ground-truth route; slow for big models.
+- `attribution_patching_scores`: its first-order Taylor approximation at hook_z, two
   forward passes and one backward pass: ``(z_neg − z_pos) · ∂metric/∂z``, summed over positions
   and d_head, averaged over prompts.
-- :func:`hisp_scores`: head-importance score for pruning (Michel et al. 2019). Each head's z is
+- `hisp_scores`: head-importance score for pruning (Michel et al. 2019). Each head's z is
   multiplied by a mask ξ_h = 1; the score is the mean over prompts of ``|∂metric/∂ξ_h|``
   = ``|Σ z · ∂metric/∂z|`` (one forward and one backward pass).
-- :func:`acdc_scores`: ACDC over heads (:func:`saekit.ablation.prune_heads`, mean ablation):
+- `acdc_scores`: ACDC over heads (`saekit.ablation.prune_heads`, mean ablation):
   the faithfulness each head's ablation cost the running circuit when it was tested; the heads
   ACDC keeps are those scoring at least its threshold. One forward pass per head, in sequence.
 
 Four are trivial: no gradient, no ablation, at most one harvest of head vectors
-(:func:`saekit.activations.head_activations` with the paper's settings: each head's write
+(`saekit.activations.head_activations` with the paper's settings: each head's write
 ``z · W_O`` averaged over positions). A method that does not rank the circuit better than they
 do has found nothing on that model beyond what a head's size, its class information or its
 depth already say.
 
-- :func:`head_norm_scores`: the mean norm of a head's vector over positives and negatives.
-- :func:`mean_difference_scores`: ``‖μ₊ − μ₋‖``, the distance between a head's mean vector on
+- `head_norm_scores`: the mean norm of a head's vector over positives and negatives.
+- `mean_difference_scores`: ``‖μ₊ − μ₋‖``, the distance between a head's mean vector on
   positives and on negatives.
-- :func:`probe_scores`: cross-validated accuracy of a logistic-regression probe that tells a
+- `probe_scores`: cross-validated accuracy of a logistic-regression probe that tells a
   head's positive vectors from its negative ones.
-- :func:`layer_index_scores`: the head's layer, later = higher.
+- `layer_index_scores`: the head's layer, later = higher.
 
 The three that read head vectors take ``activations=`` to reuse a harvest (whose time is then
 not counted); without it each harvests its own.
@@ -83,7 +83,7 @@ class BaselineScores:
     for a quantity that has no sign (a norm, a distance, a layer) the score itself."""
     seconds: float
     pruned: PrunedCircuit | None = None
-    """ACDC's circuit, its faithfulness and KL (``acdc`` only): what :func:`prune_heads` with
+    """ACDC's circuit, its faithfulness and KL (``acdc`` only): what `prune_heads` with
     the same arguments returns, kept so that nothing runs twice."""
 
 
@@ -210,7 +210,7 @@ def acdc_scores(model: HookedModel, task: ContrastiveTask, batch_size: int = 64,
 
 
 PROBE_FOLDS = 5
-"""Cross-validation folds of :func:`probe_scores` (fewer when the task has fewer pairs)."""
+"""Cross-validation folds of `probe_scores` (fewer when the task has fewer pairs)."""
 
 
 def _head_vectors(
@@ -325,7 +325,7 @@ BASELINES: dict[str, Callable[..., BaselineScores]] = {
     "layer_index": layer_index_scores,
 }
 """Every baseline by name, each ``(model, task, batch_size=64) -> BaselineScores``: the four
-expensive ones, then the four trivial ones (:data:`TRIVIAL_BASELINES`)."""
+expensive ones, then the four trivial ones (`TRIVIAL_BASELINES`)."""
 
 TRIVIAL_BASELINES = ("head_norm", "mean_difference", "probe", "layer_index")
 """The baselines that need no gradient and no ablation: what a method must beat to have found anything."""

@@ -3,15 +3,15 @@
 The method compares *which* latent a head uses on positives and negatives, not how strongly, so
 each latent vector collapses to its argmax. An all-zero latent vector (every ReLU closed) has no
 strongest latent; ``torch.argmax`` would silently call it latent 0 and merge it with real uses of
-latent 0. Here it gets the explicit sentinel :data:`NO_CODE` instead. Scoring
-(:mod:`saekit.scoring`) counts "no code" as a code value of its own: a head that is silent on
+latent 0. Here it gets the explicit sentinel `NO_CODE` instead. Scoring
+(`saekit.scoring`) counts "no code" as a code value of its own: a head that is silent on
 the negatives but active on the positives (or the reverse) behaves differently on the two sides.
 
 An argmax code sees only *which* latent wins, so a head whose write keeps its direction and only
 changes its size between the classes gets the same code on both sides. The ``argmax_level``
-code kind (:data:`CODE_KINDS`) adds how strongly the winning latent fired: its value is cut into
+code kind (`CODE_KINDS`) adds how strongly the winning latent fired: its value is cut into
 ``n_levels`` equal-count bins by the quantiles of that latent's winning values on the SAE's
-training samples (:func:`level_edges`), and the code is ``argmax_code * n_levels + level``.
+training samples (`level_edges`), and the code is ``argmax_code * n_levels + level``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ quantised size of its activation, so that a change of size alone changes the cod
 
 
 def n_codes(d_sae: int, signed: bool = False, n_levels: int = 1) -> int:
-    """How many code values an SAE of width ``d_sae`` produces, not counting :data:`NO_CODE`.
+    """How many code values an SAE of width ``d_sae`` produces, not counting `NO_CODE`.
 
     ``n_levels`` > 1 counts ``argmax_level`` codes (``n_levels`` per argmax code).
     """
@@ -64,13 +64,13 @@ def codes_from_latents(
     signed: bool = False,
     level_edges: Float[Tensor, "d_sae n_edges"] | None = None,
 ) -> Int[Tensor, "..."]:
-    """The argmax latent index of each latent vector; :data:`NO_CODE` where all latents are zero.
+    """The argmax latent index of each latent vector; `NO_CODE` where all latents are zero.
 
     For SAEs whose latents can be negative (``signed=True``) the strongest latent is the one of
     largest magnitude, and its sign is part of the code: ``index`` when positive,
     ``index + d_sae`` when negative, so codes lie in ``[0, 2 * d_sae)``.
 
-    With ``level_edges`` (from :func:`level_edges`, ``n_levels - 1`` per latent) the code is
+    With ``level_edges`` (from `level_edges`, ``n_levels - 1`` per latent) the code is
     ``argmax_code * n_levels + level``, where ``level`` in ``[0, n_levels)`` counts the winning
     latent's edges that its strength exceeds; codes then lie in ``[0, n_codes(d_sae, signed,
     n_levels))``.
@@ -133,7 +133,7 @@ def head_codes(
 ) -> Int[Tensor, "n_examples n_heads_total"]:
     """Encode every (example, head) vector with ``sae`` and return its code.
 
-    ``level_edges`` makes them ``argmax_level`` codes (see :func:`codes_from_latents`).
+    ``level_edges`` makes them ``argmax_level`` codes (see `codes_from_latents`).
 
     Vectors are encoded in chunks of ``batch_size`` rows so that a large model's heads never
     need the full ``n_examples * n_heads * d_sae`` latent tensor at once.

@@ -3,8 +3,8 @@
 The method (docs/method.md) ranks heads by how differently their codes behave on positives and
 negatives, so it finds *heads that carry class information*. That finds the circuit only where
 class information is concentrated in the circuit, and argmax codes see it only where it is a
-change of direction. :func:`diagnose` measures both per head, without any SAE, from the paper's
-head vectors (:func:`saekit.activations.head_activations`):
+change of direction. `diagnose` measures both per head, without any SAE, from the paper's
+head vectors (`saekit.activations.head_activations`):
 
 - **d′** = ‖μ₊ − μ₋‖ / s, with s = sqrt((tr Σ₊ + tr Σ₋) / 2) the pooled within-class spread
   (tr Σ is a class's total variance, the mean squared distance of its vectors from their mean).
@@ -12,11 +12,11 @@ head vectors (:func:`saekit.activations.head_activations`):
 - **probe accuracy**: cross-validated accuracy of a logistic regression telling a head's positive
   vectors from its negative ones (standardised features; folds split by pair, seeded).
 - **direction vs size**: the cosine between μ₊ and μ₋ and the ratio ‖μ₊‖ / ‖μ₋‖. A head whose
-  cosine is at least :data:`SIZE_ONLY_COSINE` while its norms differ by a factor of at least
-  :data:`SIZE_ONLY_NORM_RATIO` changes only in size: argmax codes cannot see it.
+  cosine is at least `SIZE_ONLY_COSINE` while its norms differ by a factor of at least
+  `SIZE_ONLY_NORM_RATIO` changes only in size: argmax codes cannot see it.
 
-The counterfactual edits of the same measurements (:func:`remove_class_information`,
-:func:`keep_only_size_change`) act on a :class:`HeadActivations` so that a notebook can run the
+The counterfactual edits of the same measurements (`remove_class_information`,
+`keep_only_size_change`) act on a `HeadActivations` so that a notebook can run the
 method on edited live activations and check the verdict.
 """
 
@@ -92,7 +92,7 @@ class PremiseDiagnosis:
     size_only: Bool[Tensor, "n_layers n_heads"]
     ground_truth: frozenset[tuple[int, int]] | None
     n_informative: int
-    """Heads whose probe accuracy is at least :data:`INFORMATIVE_PROBE_ACCURACY`."""
+    """Heads whose probe accuracy is at least `INFORMATIVE_PROBE_ACCURACY`."""
     top_share: float
     """Share of the total d′ in the top ``ceil(TOP_FRACTION * n_heads)`` heads."""
     effective_heads: float
@@ -279,7 +279,7 @@ def diagnose(
 ) -> PremiseDiagnosis:
     """Measure how much class information each head carries and whether codes can see it.
 
-    Takes the head vectors as :func:`saekit.discovery.discover` does (the paper's ``result`` /
+    Takes the head vectors as `saekit.discovery.discover` does (the paper's ``result`` /
     ``mean`` by default) unless ``activations`` are given (edited ones, for instance). With
     ``ground_truth`` (a set of (layer, head)) the verdict says whether class information is
     concentrated in the circuit, by the ROC AUC of d′ against it; without, how many heads carry

@@ -37,7 +37,7 @@ from saekit.tasks.ground_truth import heads_to_mask
 SCORES = ("node", "node_normalised", "edge")
 """``node``: |P_h \\ N_h| (the paper's main results); ``node_normalised``: divided by
 |P_h ∪ N_h|; ``edge``: head appearances among the top quarter of ordered head pairs, ranked
-by co-occurring code pairs (:func:`saekit.scoring.edge_head_scores`)."""
+by co-occurring code pairs (`saekit.scoring.edge_head_scores`)."""
 
 PAPER_L1_COEFFICIENT = {"docstring": 0.05}
 """The paper's L1 coefficient where it differs from SAEConfig's default (0.02)."""
@@ -45,12 +45,12 @@ PAPER_L1_COEFFICIENT = {"docstring": 0.05}
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
-    """Every choice :func:`discover` makes; the defaults are the paper's, but for the L1
-    coefficient of docstring (0.05), which :func:`paper_config` sets per task.
+    """Every choice `discover` makes; the defaults are the paper's, but for the L1
+    coefficient of docstring (0.05), which `paper_config` sets per task.
 
     ``count_examples`` is a number of *pairs* (each gives one positive and one negative
     example); None counts all of them (2N examples). ``code_kind`` is how a head's latents
-    become one code (:data:`saekit.codes.CODE_KINDS`): "argmax", the paper's, or
+    become one code (`saekit.codes.CODE_KINDS`): "argmax", the paper's, or
     "argmax_level", which adds the winning latent's activation level in ``code_levels`` bins
     fitted on the SAE's training samples (docs/method.md §4).
     """

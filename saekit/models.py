@@ -146,7 +146,7 @@ def find_cached(name: str) -> CachedModel:
     """Where pretrained model ``name`` (any alias) lies in the local cache, checked complete.
 
     Reads only the cache folder (no TransformerLens, no network). Raises
-    :class:`ModelNotCachedError` naming what is missing and the command that fetches it.
+    `ModelNotCachedError` naming what is missing and the command that fetches it.
     """
     repos = _hub_repos(name)
     found = next(((repo, folder) for repo in repos if (folder := _snapshot(repo, "config.json"))), None)
@@ -249,7 +249,7 @@ def load_model(name: str | os.PathLike, device: str = "cpu", download: bool = Fa
 
 
 def _load_model(name: str, device: str, download: bool) -> HookedModel:
-    """:func:`load_model` before its checks of the loaded model."""
+    """`load_model` before its checks of the loaded model."""
     if name in toy_model_names():
         from saekit.zoo import load_toy_model
 

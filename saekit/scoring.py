@@ -9,7 +9,7 @@ distinct heads, count the code pairs ``(code(h1), code(h2))`` that co-occur in s
 in no negative; rank all ``n_heads²`` ordered pairs (self pairs included, at count 0) and count
 how often each head appears among the top ``n_heads² // 4`` of them.
 
-Codes are integers in ``[0, n_codes)`` or :data:`saekit.codes.NO_CODE`; "no code" counts as a
+Codes are integers in ``[0, n_codes)`` or `saekit.codes.NO_CODE`; "no code" counts as a
 code value of its own. Scores from codes are flat over heads (index ``layer * n_heads + head``);
 the evaluation functions take them per layer, ``(n_layers, n_heads)``, to match head sets.
 """
@@ -106,7 +106,7 @@ def edge_pair_counts(
     """For each ordered head pair (h1 ≠ h2): code pairs seen in some positive and no negative.
 
     Memory stays at ``O(n_examples * chunk * n_heads)`` keys: first heads are processed in
-    chunks sized so that no step builds more than :data:`EDGE_CHUNK_KEYS` keys.
+    chunks sized so that no step builds more than `EDGE_CHUNK_KEYS` keys.
     """
     _check_codes(positive_codes, negative_codes)
     n_heads = positive_codes.shape[1]
@@ -165,7 +165,7 @@ def edge_scores(
     positive_codes: Int[Tensor, "n_pos n_heads_total"],
     negative_codes: Int[Tensor, "n_neg n_heads_total"],
 ) -> Float[Tensor, " n_heads_total"]:
-    """The edge variant's head score: :func:`edge_head_scores` of :func:`edge_pair_counts`."""
+    """The edge variant's head score: `edge_head_scores` of `edge_pair_counts`."""
     return edge_head_scores(edge_pair_counts(positive_codes, negative_codes))
 
 
@@ -276,14 +276,14 @@ def top_k_mask(scores: Float[Tensor, "n_layers n_heads"], k: int) -> Bool[Tensor
 def metrics_at_k(
     scores: Float[Tensor, "n_layers n_heads"], ground_truth: Iterable[tuple[int, int]] | Bool[Tensor, "n_layers n_heads"], k: int
 ) -> dict[str, float]:
-    """:func:`selection_metrics` of the top ``k`` heads."""
+    """`selection_metrics` of the top ``k`` heads."""
     return selection_metrics(top_k_mask(scores, k), ground_truth)
 
 
 def metrics_at_threshold(
     scores: Float[Tensor, "n_layers n_heads"], ground_truth: Iterable[tuple[int, int]] | Bool[Tensor, "n_layers n_heads"], threshold: float
 ) -> dict[str, float]:
-    """:func:`selection_metrics` of the heads scoring at least ``threshold``."""
+    """`selection_metrics` of the heads scoring at least ``threshold``."""
     return selection_metrics(scores >= threshold, ground_truth)
 
 

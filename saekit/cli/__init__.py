@@ -44,7 +44,7 @@ def positive_int(text: str) -> int:
 
 
 def set_threads(threads: int) -> None:
-    """Give torch ``threads`` CPU threads (a ``--threads`` option, a :func:`positive_int`)."""
+    """Give torch ``threads`` CPU threads (a ``--threads`` option, a `positive_int`)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -64,7 +64,7 @@ def print_json(obj: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors end in one line on stderr, never a traceback.
 
-    A :class:`SaekitError` (a wrong input) prints its message and exits with status 2, as do
+    A `SaekitError` (a wrong input) prints its message and exits with status 2, as do
     argparse's usage errors (a count below 1, say, checked before anything loads); any
     other exception is a bug or an environment problem: one line naming it and status 1, with
     the traceback under ``--debug``. Ctrl-C exits with status 130.

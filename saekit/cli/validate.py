@@ -3,7 +3,7 @@
 ``validate`` prints the paper's table 4 for a model and task: the full model, every head
 ablated, the ground-truth circuit, the circuit the SAE method finds, and random circuits of the
 same size. ``compare`` ranks heads with the SAE method and every baseline of
-:data:`saekit.baselines.BASELINES` (four expensive ones, four trivial ones the method must beat)
+`saekit.baselines.BASELINES` (four expensive ones, four trivial ones the method must beat)
 and reports each one's ROC AUC against the ground truth and its wall time.
 """
 

@@ -47,7 +47,7 @@ def load_toy_model(name: str, device: str = "cpu") -> HookedModel:
 
 def load_toy_folder(folder: str | Path, device: str = "cpu") -> HookedModel:
     """Load a model from a folder in the zoo layout (what ``saekit zoo train --out`` and
-    ``saekit zoo export`` write); a missing or damaged file is a :class:`ModelError` naming it."""
+    ``saekit zoo export`` write); a missing or damaged file is a `ModelError` naming it."""
     from saekit import _tl
     from saekit._checks import check_finite_weights
 
@@ -92,7 +92,7 @@ def export_model(model: HookedModel, folder: str | Path, description: str = "") 
     """Write a TransformerLens model and its tokenizer to ``folder`` in the zoo layout.
 
     The layout (``config.json`` with the model's shape under ``tl_config``, HookedTransformer-
-    format ``model.safetensors``, ``tokenizer/``) is what :func:`saekit.load_model` reads, so a
+    format ``model.safetensors``, ``tokenizer/``) is what `saekit.load_model` reads, so a
     model built or converted outside saekit loads back with ``load_model(folder)`` on any
     supported TransformerLens version. GPT-2-style models are supported: learned positional
     embeddings, LayerNorm (or folded LayerNorm), plain MLPs or none. The folder is written
@@ -129,7 +129,7 @@ def export_model(model: HookedModel, folder: str | Path, description: str = "") 
 
 
 def _exported_config(cfg: Any) -> dict[str, Any]:
-    """The :data:`EXPORTED_CONFIG_FIELDS` of a model's config; a :class:`ModelError` for a model
+    """The `EXPORTED_CONFIG_FIELDS` of a model's config; a `ModelError` for a model
     that has parts the format does not describe."""
     unsupported = {
         "positional_embedding_type": getattr(cfg, "positional_embedding_type", "standard") != "standard",

@@ -12,7 +12,7 @@ own, as they do in natural text:
 - **repeats** of an earlier stretch of the same document (copying, induction), and whole
   **copy documents**: a random word sequence repeated until the document is full, where every
   word after the first copy is predictable by induction alone;
-- instances of the four tasks (:func:`saekit.tasks.toy.toy_pairs`) with their answer, as one
+- instances of the four tasks (`saekit.tasks.toy.toy_pairs`) with their answer, as one
   more kind of sentence.
 
 Words are drawn from Zipfian distributions (a fixed random rank per word), and each document

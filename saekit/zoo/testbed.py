@@ -1,11 +1,11 @@
 """Test-bed models whose circuits are known by construction (strict interchange intervention training).
 
-A test-bed model is trained on mostly generic text (:mod:`saekit.zoo.language`, next-token loss
+A test-bed model is trained on mostly generic text (`saekit.zoo.language`, next-token loss
 on every position) and on the four tasks, and each task's circuit is *imposed* by training, in
 the manner of InterpBench's strict interchange-intervention training (SIIT):
 
-- every task has a chain of **roles** (:data:`CIRCUIT_ROLES`), each aligned with one head; the
-  heads are drawn per training seed (:func:`draw_circuits`), in increasing layers along the
+- every task has a chain of **roles** (`CIRCUIT_ROLES`), each aligned with one head; the
+  heads are drawn per training seed (`draw_circuits`), in increasing layers along the
   chain and distinct between tasks, so that layer alone does not give a circuit away;
 - **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
   equally plausible once the task's information is gone, as for the toy models);
