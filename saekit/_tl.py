@@ -47,9 +47,11 @@ def build_from_state_dict(
     layer norms, centre the writing weights and the unembedding, fold the value biases).
     """
     # Saved HookedTransformer state dicts may carry the attention-mask buffers, which the model
-    # builds itself, and often lack the unembedding bias, which TransformerLens reads as zeros.
+    # builds itself; pretrained checkpoints often lack the unembedding bias, which TransformerLens
+    # reads as zeros. A checkpoint saekit wrote lacks nothing: a missing tensor is damage.
     state_dict = {key: value for key, value in state_dict.items() if key.rsplit(".", 1)[-1] not in _BUFFERS}
-    state_dict.setdefault("unembed.b_U", torch.zeros(config.get("d_vocab_out") or config["d_vocab"]))
+    if process:
+        state_dict.setdefault("unembed.b_U", torch.zeros(config.get("d_vocab_out") or config["d_vocab"]))
     if TL_MAJOR >= 4:
         import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
         from transformer_lens.config import TransformerBridgeConfig

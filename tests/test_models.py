@@ -243,9 +243,18 @@ def test_models_lists_a_completely_cached_model_as_offline(hub_cache_at, hf_home
 def test_download_hands_transformerlens_the_hub_name_not_an_alias(monkeypatch):
     """TransformerLens 4 warns on its deprecated aliases; the hub name avoids the warning."""
     asked = []
-    monkeypatch.setattr(_tl, "from_pretrained", lambda name, device: asked.append(name))
-    saekit.load_model("gpt2-small", download=True)
-    saekit.load_model("attn-only-4l", download=True)
+
+    class Asked(Exception):
+        """Raised by the stub loader once it has recorded the name it was given."""
+
+    def record(name, device):
+        asked.append(name)
+        raise Asked
+
+    monkeypatch.setattr(_tl, "from_pretrained", record)
+    for name in ("gpt2-small", "attn-only-4l"):
+        with pytest.raises(Asked):
+            saekit.load_model(name, download=True)
     assert asked == ["gpt2", LEGACY_REPO]
 
 

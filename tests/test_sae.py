@@ -246,3 +246,16 @@ def test_load_sae_refuses_a_damaged_folder(samples, tmp_path, damage):
         save_file(weights, folder / "sae_weights.safetensors")
     with pytest.raises(SAEError, match="(?i)save the SAE again with save_sae"):
         load_sae(folder)
+
+
+def test_training_works_where_a_notebook_switched_gradients_off():
+    """Notebook 01 runs torch.set_grad_enabled(False); an SAE trained later in that kernel still trains."""
+    samples = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    previous = torch.is_grad_enabled()
+    try:
+        torch.set_grad_enabled(False)
+        sae = train_sae(samples, SAEConfig(d_sae=16, steps=20))
+        assert not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(previous)
+    assert torch.isfinite(sae.W_enc).all()

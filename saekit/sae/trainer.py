@@ -38,6 +38,20 @@ def train_sae(samples: Float[Tensor, "n d_in"], config: SAEConfig | None = None)
     x = _checked_samples(samples)
     sae = ARCHITECTURES[config.architecture](x.shape[1], config).to(x.device, x.dtype)
     sae.prepare(x)
+    with torch.enable_grad():  # a notebook may have switched gradients off (torch.set_grad_enabled(False))
+        _optimise(sae, x, config)
+    if not all(torch.isfinite(p).all() for p in sae.parameters()):
+        raise SAEError(
+            f"SAE training diverged (non-finite weights after {config.steps} steps at "
+            f"lr={config.lr}); lower SAEConfig.lr or check the samples' scale."
+        )
+    sae.calibrate(x)
+    return sae.eval().requires_grad_(False)
+
+
+def _optimise(sae: SAE, x: Float[Tensor, "n d_in"], config: SAEConfig) -> None:
+    """``config.steps`` full-batch Adam steps on the reconstruction loss plus the SAE's penalty,
+    with unit-norm decoder rows after each."""
     parameters = list(sae.parameters())
     first_moments = [torch.zeros_like(p) for p in parameters]
     second_moments = [torch.zeros_like(p) for p in parameters]
@@ -55,13 +69,6 @@ def train_sae(samples: Float[Tensor, "n d_in"], config: SAEConfig | None = None)
             _adam_step(parameters, gradients, first_moments, second_moments, step_number, config.lr,
                        sae.W_dec)
             sae.W_dec /= sae.W_dec.norm(dim=-1, keepdim=True)
-    if not all(torch.isfinite(p).all() for p in parameters):
-        raise SAEError(
-            f"SAE training diverged (non-finite weights after {config.steps} steps at "
-            f"lr={config.lr}); lower SAEConfig.lr or check the samples' scale."
-        )
-    sae.calibrate(x)
-    return sae.eval().requires_grad_(False)
 
 
 def _adam_step(

@@ -196,6 +196,7 @@ def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple
     return batch, keys
 
 
+@torch.enable_grad()
 def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, Circuits]:
     """Train a test-bed model; returns it and its circuits (roles on heads)."""
     from saekit.zoo.evaluate import evaluate_toy_model

@@ -263,6 +263,7 @@ def rescale_residual_stream(model: AttnOnlyTransformer, tokenizer, n_pairs: int 
     return factor
 
 
+@torch.enable_grad()
 def train_toy_model(config: TrainingConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, list[float]]:
     """Train a toy model (then `rescale_residual_stream`); returns it and the cross-entropy of every step.
 
