@@ -159,3 +159,24 @@ def test_card_measures_agree_with_the_ablation_stage():
     assert card["max_effect_outside"] == pytest.approx(float(effects[3, 7]), rel=1e-4)
     assert card["circuit_head_effects"] == pytest.approx(effects.flatten()[:-1].tolist(), rel=1e-4)
     assert 0 <= card["interchange_accuracy"] <= 1 and 0 <= card["neg_accuracy"] <= 1
+
+
+def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
+    """`saekit zoo train --recipe testbed` trains (a few steps, interchange losses included) and
+    writes the zoo layout, with every circuit head's role in ground_truth.json."""
+    import json
+
+    from saekit import load_model
+    from saekit.cli import main
+
+    out = tmp_path / "tb"
+    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3", "--pretrain-steps", "1", "--out", str(out)]) == 0
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert truth["tasks"] == {
+        task: {"heads": [[l, h] for l, h, _ in placed], "roles": [role for _, _, role in placed]}
+        for task, placed in draw_circuits(4, 8, seed=0).items()
+    }
+    model = load_model(out)
+    assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_vocab) == (4, 8, len(TESTBED_VOCABULARY))
+    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3"]) == 2
+    assert "needs --out" in capsys.readouterr().err

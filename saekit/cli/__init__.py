@@ -50,6 +50,29 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def load_model_and_task(args: argparse.Namespace):
+    """The model (``--model``, ``--device``) and its task (``--task``, ``--n-pairs``) of a command."""
+    from saekit.models import load_model
+    from saekit.tasks import make_task
+
+    model = load_model(args.model, device=args.device)
+    return model, make_task(args.task, model, n_pairs=args.n_pairs)
+
+
+def ground_truth_or_none(args: argparse.Namespace, without: str, required: bool = False):
+    """The ground-truth heads of ``--model`` and ``--task``; where there are none, a note on stderr
+    saying what the output goes ``without`` (or the error, when ``required``)."""
+    from saekit.tasks.ground_truth import ground_truth_heads
+
+    try:
+        return ground_truth_heads(args.model, args.task)
+    except SaekitError as err:
+        if required:
+            raise
+        print(f"saekit: no ground truth, so {without}: {err}", file=sys.stderr)
+        return None
+
+
 def print_json(obj: object) -> None:
     """Print one JSON object on stdout, the machine-readable output of every ``--json`` flag.
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from saekit.cli import print_json, set_threads
-from saekit.errors import TaskError
+from saekit.cli import ground_truth_or_none, load_model_and_task, positive_int, print_json, set_threads
 
 
 def register(subparsers) -> None:
@@ -15,7 +13,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model", required=True, help="toy model, TransformerLens name or folder")
     parser.add_argument("--task", required=True, help="ioi, greater-than, docstring or induction")
-    parser.add_argument("--n-pairs", type=int, default=250, metavar="N",
+    parser.add_argument("--n-pairs", type=positive_int, default=250, metavar="N",
                         help="positive/negative pairs to generate (default 250)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's folds (default 0)")
     parser.add_argument("--activation", choices=("result", "z"), default="result")
@@ -23,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--figure", metavar="PATH", default=None,
                         help="also save the figure (d′ vs probe accuracy per head) to PATH")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads for torch (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="CPU threads for torch (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -31,18 +29,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     from saekit.diagnose import INFORMATIVE_PROBE_ACCURACY, TOP_FRACTION, diagnose
-    from saekit.models import load_model
     from saekit.scoring import ranked_heads
-    from saekit.tasks import make_task
-    from saekit.tasks.ground_truth import ground_truth_heads
 
-    model = load_model(args.model, device=args.device)
-    task = make_task(args.task, model, n_pairs=args.n_pairs)
-    try:
-        ground_truth = ground_truth_heads(args.model, args.task)
-    except TaskError as err:
-        print(f"saekit: no ground truth, so the verdict only counts heads: {err}", file=sys.stderr)
-        ground_truth = None
+    model, task = load_model_and_task(args)
+    ground_truth = ground_truth_or_none(args, "the verdict only counts heads")
     result = diagnose(model, task, ground_truth, activation=args.activation, reduction=args.reduction,
                       seed=args.seed, progress=not args.json)
     if args.figure is not None:

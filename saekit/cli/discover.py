@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from saekit.cli import positive_int, print_json, set_threads
-from saekit.errors import TaskError
+from saekit.cli import ground_truth_or_none, load_model_and_task, positive_int, print_json, set_threads
 
 
 def register(subparsers) -> None:
@@ -50,9 +48,6 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     from saekit.discovery import discover, paper_config
-    from saekit.models import load_model
-    from saekit.tasks import make_task
-    from saekit.tasks.ground_truth import ground_truth_heads
 
     overrides = {} if args.l1 is None else {"l1_coefficient": args.l1}
     if args.sae_steps is not None:
@@ -62,13 +57,8 @@ def run(args: argparse.Namespace) -> int:
         count_examples=args.count_examples, score=args.score, activation=args.activation,
         reduction=args.reduction, code_kind=args.code_kind, code_levels=args.code_levels, **overrides,
     )
-    model = load_model(args.model, device=args.device)
-    task = make_task(args.task, model, n_pairs=args.n_pairs)
-    try:
-        ground_truth = ground_truth_heads(args.model, args.task)
-    except TaskError as err:
-        print(f"saekit: no ground truth, so no ROC AUC: {err}", file=sys.stderr)
-        ground_truth = None
+    model, task = load_model_and_task(args)
+    ground_truth = ground_truth_or_none(args, "no ROC AUC")
     result = discover(model, task, config, seeds=range(args.seeds), ground_truth=ground_truth,
                       progress=not args.json)
     mean_scores = result.mean_scores

@@ -10,9 +10,8 @@ and reports each one's ROC AUC against the ground truth and its wall time.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from saekit.cli import positive_int, print_json
+from saekit.cli import ground_truth_or_none, load_model_and_task, positive_int, print_json
 from saekit.errors import TaskError
 
 
@@ -53,26 +52,6 @@ def register(subparsers) -> None:
     compare.set_defaults(handler=run_compare)
 
 
-def _setup(args: argparse.Namespace):
-    from saekit.models import load_model
-    from saekit.tasks import make_task
-
-    model = load_model(args.model, device=args.device)
-    return model, make_task(args.task, model, n_pairs=args.n_pairs)
-
-
-def _ground_truth(args: argparse.Namespace, required: bool):
-    from saekit.tasks.ground_truth import ground_truth_heads
-
-    try:
-        return ground_truth_heads(args.model, args.task)
-    except TaskError as err:
-        if required:
-            raise
-        print(f"saekit: no ground truth, so no ground-truth row: {err}", file=sys.stderr)
-        return None
-
-
 def _discover(model, task, args: argparse.Namespace, ground_truth):
     from saekit.discovery import discover, paper_config
 
@@ -86,8 +65,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
     from saekit.ablation import circuit_table, found_circuit_mask, model_shape
 
-    model, task = _setup(args)
-    ground_truth = _ground_truth(args, required=False)
+    model, task = load_model_and_task(args)
+    ground_truth = ground_truth_or_none(args, "no ground-truth row")
     if ground_truth is None and args.top_k is None and args.threshold is None:
         raise TaskError(f"No ground truth for {args.task} on {args.model}: pass --top-k or --threshold.")
     if args.top_k is not None:  # checked on placeholder scores now rather than after discovery
@@ -138,8 +117,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from saekit.baselines import BASELINES
     from saekit.scoring import roc_auc
 
-    model, task = _setup(args)
-    ground_truth = _ground_truth(args, required=True)
+    model, task = load_model_and_task(args)
+    ground_truth = ground_truth_or_none(args, "", required=True)
     sae = _discover(model, task, args, ground_truth)
     rows = {"sae": {"auc": sae.auc_mean, "seconds": sae.seconds["total"]}}
     for name, method in BASELINES.items():

@@ -11,10 +11,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("zoo", help="train, check, export and find the ground truth of zoo-layout models")
     actions = parser.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
 
-    train = actions.add_parser("train", help="train toy-4l from scratch (deterministic on CPU)")
-    train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder)")
+    train = actions.add_parser("train", help="train toy-4l or a test-bed model from scratch (deterministic on CPU)")
+    train.add_argument("--recipe", choices=("toy", "testbed"), default="toy",
+                       help="toy: toy-4l's recipe (default); testbed: generic language + circuits imposed by "
+                            "strict interchange-intervention training (saekit.zoo.testbed; no model shipped yet)")
+    train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder; required for testbed)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
-    train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the shipped model's)")
+    train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the recipe's)")
+    train.add_argument("--pretrain-steps", type=int, metavar="N",
+                       help="testbed: steps on generic text alone before the tasks join (default: the recipe's)")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
@@ -40,17 +45,30 @@ def register(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from pathlib import Path
 
     from saekit._io import check_folder_target
+    from saekit.errors import SaekitError
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
 
+    if args.recipe == "testbed" and args.out is None:
+        raise SaekitError("saekit zoo train --recipe testbed needs --out FOLDER (no test-bed model is shipped yet).")
+    if args.recipe == "toy" and args.pretrain_steps is not None:
+        raise SaekitError("--pretrain-steps belongs to --recipe testbed; toy-4l's recipe has no pretraining phase.")
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
-    overrides = {key: getattr(args, key) for key in ("seed", "steps") if getattr(args, key) is not None}
-    config = replace(TrainingConfig(), **overrides)
-    model, _ = train_toy_model(config)
-    print(f"saved to {save_toy_model(model, config, out)}")
+    overrides = {key: getattr(args, key) for key in ("seed", "steps", "pretrain_steps") if getattr(args, key) is not None}
+    if args.recipe == "toy":
+        config = replace(TrainingConfig(), **overrides)
+        model, _ = train_toy_model(config)
+        print(f"saved to {save_toy_model(model, config, out)}")
+        return 0
+    from saekit.zoo.testbed import TestbedConfig, save_testbed, train_testbed
+
+    config = replace(TestbedConfig(), **overrides)
+    model, circuits = train_testbed(config)
+    print(f"saved to {save_testbed(model, config, circuits, out, Path(out).name)}")
     return 0
 
 
