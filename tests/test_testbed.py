@@ -180,3 +180,23 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
     assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_vocab) == (4, 8, len(TESTBED_VOCABULARY))
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3"]) == 2
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
+    """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
+    heads in role order; its ground truth answers for the folder's path."""
+    from saekit.cli import main
+    from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
+    from saekit.zoo.evaluate import check_toy_model
+
+    out = tmp_path / "tb"
+    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1", "--out", str(out)]) == 0
+    circuits = draw_circuits(4, 8, seed=0)
+    assert ground_truth_heads(str(out), "ioi") == {(l, h) for l, h, _ in circuits["ioi"]}
+    assert ground_truth_roles(str(out), "ioi") == {(l, h): role for l, h, role in circuits["ioi"]}
+    report = check_toy_model(str(out), n_pairs=12)
+    card = report["tasks"]["induction"]["card"]
+    assert card["heads"] == [[l, h] for l, h, _ in circuits["induction"]]
+    assert card["roles"] == ["previous-token", "induction"]
+    assert card["circuit_share"] == 2 / 32
+    assert {"faithfulness", "faithfulness_circuit_ablated", "interchange_accuracy", "max_effect_outside"} <= set(card)

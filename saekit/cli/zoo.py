@@ -37,8 +37,8 @@ def register(subparsers) -> None:
     export.add_argument("--description", default="", help="one line for config.json and `saekit models`")
     export.set_defaults(handler=run_export)
 
-    check = actions.add_parser("check", help="accuracy and metrics of a toy model on its four tasks")
-    check.add_argument("--model", default="toy-4l", help="shipped toy model (default: toy-4l)")
+    check = actions.add_parser("check", help="accuracy and metrics of a zoo model on its four tasks (and a test-bed's card)")
+    check.add_argument("--model", default="toy-4l", help="shipped toy model or zoo-layout folder (default: toy-4l)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(handler=run_check)
 
@@ -103,5 +103,15 @@ def run_check(args: argparse.Namespace) -> int:
         print(
             f"{name:<14} {row['pos_accuracy']:>8.3f} {row['pos_metric']:>11.3f} "
             f"{row['neg_metric']:>11.3f} {row['chance_metric']:>8.3f}  {heads}"
+        )
+    cards = {name: row["card"] for name, row in report["tasks"].items() if "card" in row}
+    if cards:
+        print(f"\n{'card':<14} {'faith mean':>10} {'resample':>9} {'ablated':>8} {'min in':>7} {'max out':>8} {'IIA':>6}  roles")
+    for name, card in cards.items():
+        roles = " ".join(f"{layer}.{head} {role}" for (layer, head), role in zip(card["heads"], card["roles"]))
+        print(
+            f"{name:<14} {card['faithfulness']['mean']:>10.2f} {card['faithfulness']['resample']:>9.2f} "
+            f"{card['faithfulness_circuit_ablated']['mean']:>8.2f} {min(card['circuit_head_effects']):>7.2f} "
+            f"{card['max_effect_outside']:>8.2f} {card['interchange_accuracy']:>6.2f}  {roles}"
         )
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,26 +83,18 @@ def ground_truth_heads(model_name: str, task_name: str, variant: str = "paper") 
 
     Pretrained models (``gpt2-small``, ``attn-only-4l``, or any of their aliases such as
     ``gpt2``) use the papers' sets; a shipped toy model reads
-    ``saekit/zoo/<model>/ground_truth.json`` (both variants give its one set).
+    ``saekit/zoo/<model>/ground_truth.json``, and a zoo-layout folder (what ``saekit zoo train
+    --out`` writes) its own ``ground_truth.json`` (both variants give its one set).
     """
     if variant not in VARIANTS:
         raise TaskError(f"Unknown ground-truth variant {variant!r}; use one of {VARIANTS}.")
     from saekit.models import canonical_model_name
-    from saekit.zoo import toy_model_dir, toy_model_names
+    from saekit.zoo import toy_model_names
 
+    path = _zoo_ground_truth_file(model_name)
+    if path is not None:
+        return frozenset((int(layer), int(head)) for layer, head in _zoo_task_entry(model_name, path, task_name)["heads"])
     model_name = canonical_model_name(model_name)
-
-    if model_name in toy_model_names():
-        path = toy_model_dir(model_name) / "ground_truth.json"
-        if not path.is_file():
-            raise TaskError(f"Toy model {model_name!r} ships no ground_truth.json at {path}.")
-        tasks = json.loads(path.read_text())["tasks"]
-        if task_name not in tasks:
-            raise TaskError(
-                f"Toy model {model_name!r} has no ground truth for task {task_name!r}; it has "
-                f"{', '.join(sorted(tasks))}."
-            )
-        return frozenset((int(layer), int(head)) for layer, head in tasks[task_name]["heads"])
     key = (model_name, task_name, variant)
     if key not in PAPER_HEADS:
         known = sorted({f"{m}/{t}" for m, t, _ in PAPER_HEADS})
@@ -122,18 +115,40 @@ def ground_truth_roles(model_name: str, task_name: str) -> dict[Head, str]:
     heads "L.H" alone. Unknown (model, task) pairs raise as in ``ground_truth_heads``.
     """
     ground_truth_heads(model_name, task_name)  # raises for a pair with no ground truth
-    from saekit.zoo import toy_model_dir, toy_model_names
-
-    if model_name not in toy_model_names():
+    path = _zoo_ground_truth_file(model_name)
+    if path is None:
         return {}
-    entry = json.loads((toy_model_dir(model_name) / "ground_truth.json").read_text())["tasks"][task_name]
+    entry = _zoo_task_entry(model_name, path, task_name)
     roles = entry.get("roles", [])
     if roles and len(roles) != len(entry["heads"]):
         raise TaskError(
-            f"Toy model {model_name!r}, task {task_name!r}: ground_truth.json lists {len(entry['heads'])} heads "
-            f"but {len(roles)} roles; give one role per head (or none). Save the model again."
+            f"Model {model_name!r}, task {task_name!r}: {path} lists {len(entry['heads'])} heads but "
+            f"{len(roles)} roles; give one role per head (or none). Save the model again."
         )
     return {(int(layer), int(head)): str(role) for (layer, head), role in zip(entry["heads"], roles)}
+
+
+def _zoo_ground_truth_file(model_name: str | Path) -> Path | None:
+    """The ``ground_truth.json`` of a shipped toy model or of a zoo-layout folder (None for others)."""
+    from saekit.zoo import toy_model_dir, toy_model_names
+
+    if str(model_name) in toy_model_names():
+        path = toy_model_dir(str(model_name)) / "ground_truth.json"
+        if not path.is_file():
+            raise TaskError(f"Toy model {str(model_name)!r} ships no ground_truth.json at {path}.")
+        return path
+    path = Path(model_name) / "ground_truth.json"
+    return path if path.is_file() else None
+
+
+def _zoo_task_entry(model_name: str | Path, path: Path, task_name: str) -> dict[str, Any]:
+    tasks = json.loads(path.read_text())["tasks"]
+    if task_name not in tasks:
+        raise TaskError(
+            f"Model {str(model_name)!r} has no ground truth for task {task_name!r} in {path}; it has "
+            f"{', '.join(sorted(tasks))}."
+        )
+    return tasks[task_name]
 
 
 def heads_to_mask(heads: Iterable[Head | str], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:

@@ -99,18 +99,22 @@ def evaluate_toy_model(model: LogitsFn, tokenizer, n_pairs: int = EVAL_PAIRS, se
 
 
 def check_toy_model(model_name: str, n_pairs: int = EVAL_PAIRS, seed: int = EVAL_SEED) -> dict[str, Any]:
-    """What ``saekit zoo check`` prints: per task, the evaluation and the ground-truth heads."""
+    """What ``saekit zoo check`` prints: per task, the evaluation and the ground-truth heads, and
+    for a model whose ground truth records roles (a test-bed model) the card of
+    `saekit.zoo.card.task_card` with its heads in role order and their roles."""
     from saekit.models import load_model
-    from saekit.tasks.ground_truth import ground_truth_heads
+    from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
+    from saekit.zoo.card import task_card
 
     model = load_model(model_name)
     tokenizer = model.tokenizer
     scores = evaluate_toy_model(model, tokenizer, n_pairs, seed)
-    return {
-        "model": model_name,
-        "n_heads": model.cfg.n_layers * model.cfg.n_heads,
-        "tasks": {
-            name: {**score.to_dict(), "gt_heads": [list(head) for head in sorted(ground_truth_heads(model_name, name))]}
-            for name, score in scores.items()
-        },
-    }
+    tasks = {}
+    for name, score in scores.items():
+        row = {**score.to_dict(), "gt_heads": [list(head) for head in sorted(ground_truth_heads(model_name, name))]}
+        roles = ground_truth_roles(model_name, name)
+        if roles:
+            card = task_card(model, make_task(name, tokenizer, n_pairs, seed), list(roles))
+            row["card"] = {**card, "heads": [list(head) for head in roles], "roles": list(roles.values())}
+        tasks[name] = row
+    return {"model": model_name, "n_heads": model.cfg.n_layers * model.cfg.n_heads, "tasks": tasks}
