@@ -301,6 +301,19 @@ def ranked_heads(scores: Float[Tensor, "n_layers n_heads"]) -> list[tuple[int, i
     return [(i // n_heads, i % n_heads) for i in order]
 
 
+def chance_aucs(
+    ground_truth: Iterable[tuple[int, int]] | Bool[Tensor, "n_layers n_heads"],
+    n_layers: int,
+    n_heads: int,
+    n_rankings: int = 200,
+    seed: int = 0,
+) -> list[float]:
+    """ROC AUCs of ``n_rankings`` random head rankings against ``ground_truth``: the chance
+    reference a method's AUC is judged against with `verdict` (seeded, local generator)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [roc_auc(torch.rand(n_layers, n_heads, generator=generator), ground_truth) for _ in range(n_rankings)]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A value compared with a reference sample, and the sentence that reports the comparison.

@@ -36,7 +36,7 @@ from saekit.ablation import circuit_table
 from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
-from saekit.scoring import verdict
+from saekit.scoring import chance_aucs, verdict
 from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
 from saekit.viz import plot_circuit_heads, plot_head_grid, plot_roc
@@ -49,13 +49,13 @@ print("negative:", task.negative_prompts[0])
 
 # %% [markdown]
 # On the shipped toy-4l the node score ranks IOI's circuit heads at a ROC AUC of about 0.58
-# and greater-than's at 0.60 (10 seeds). On docstring (0.50) and induction (0.42) it does not
-# beat chance. Two of induction's three circuit heads write in the same direction on positives
-# and negatives and differ only in how much, which an argmax code does not see (the model card
-# has the measurements). So the "above chance" check below can fail on those two tasks: with
-# the default seed it holds on docstring, and on induction it fails and stops the notebook —
-# the method really does rank induction's heads below chance on this model. With
-# `MODEL = "gpt2-small"` IOI is the paper's headline result.
+# and greater-than's at 0.60 (10 seeds); docstring (0.50) and induction (0.42) sit at chance or
+# below. Two of induction's three circuit heads write in the same direction on positives and
+# negatives and differ only in how much, which an argmax code does not see (the model card has
+# the measurements; notebook 08 takes the reason apart). So the cell below does not assume the
+# method works: it compares the AUC with random rankings of the heads (two sd, the rule every
+# notebook uses) and says which it is. With `MODEL = "gpt2-small"` IOI is the paper's headline
+# result.
 
 # %% [markdown]
 # The model's own tokens at the answer position show the task at work: the metric
@@ -87,8 +87,12 @@ scores = result.mean_scores  # [n_layers, n_heads]
 print("seconds per stage:", {name: round(value, 2) for name, value in result.seconds.items()})
 print("best heads (layer, head):", result.ranked_heads[:8])
 if truth is not None:
-    print(f"ROC AUC against the {len(truth)} known circuit heads: {result.auc_mean:.3f}")
-    assert result.auc_mean > 0.5, "SAE codes should rank circuit heads above chance"
+    above_chance = verdict(result.auc_mean, chance_aucs(truth, *scores.shape, seed=SEED),
+                           f"The ROC AUC against the {len(truth)} known circuit heads", "random rankings")
+    print(above_chance.sentence)
+    if not above_chance.beats:
+        print(f"So on {MODEL} the method has not found the {TASK} circuit at this seed; the rest of the "
+              f"notebook shows what that means for the circuit it picks.")
 assert scores.shape == (model.cfg.n_layers, model.cfg.n_heads) and (scores >= 0).all()
 
 # %%
@@ -136,8 +140,9 @@ checks.top_k_heads(top_k_heads)
 # A circuit *beats* random circuits only if its faithfulness lies more than two standard
 # deviations above theirs (`saekit.scoring.verdict`, the rule every notebook uses); otherwise it is
 # no better than chance. The cell checks what must always hold — ablating everything breaks the
-# task, the known circuit beats random heads — and *reports* the SAE circuit's verdict: that is
-# the experiment.
+# task — and *reports* the known and the SAE circuit's verdicts: that is the experiment. (On
+# toy-4l the known induction circuit is no better than random heads; the cell says what that
+# means.)
 
 # %%
 size = CIRCUIT_SIZE if CIRCUIT_SIZE is not None else (len(truth) if truth is not None else max(1, scores.numel() // 4))
@@ -159,7 +164,9 @@ if table.ground_truth_circuit is not None:
     known = verdict(table.ground_truth_circuit.faithfulness, random_faithfulness, "The known circuit's faithfulness",
                     f"random {size}-head circuits", floor=empty)
     print(known.sentence)
-    assert known.beats, "the known circuit should beat random heads (mean + 2 sd)"
+    if not known.beats:
+        print(f"The known {TASK} circuit is not faithful here, so this table cannot tell a good found "
+              f"circuit from a bad one on this task: a ground truth must itself beat random heads.")
 found = verdict(table.found_circuit.faithfulness, random_faithfulness, "The SAE circuit's faithfulness",
                 f"random {size}-head circuits", floor=empty)
 print(found.sentence)
@@ -188,5 +195,6 @@ assert len(attention_figure.axes) >= len(circuit), "one attention panel per circ
 # - **06 · Your own task**: bring your own prompts (and model).
 #
 # Try it now: set `TASK = "greater-than"` (or `"docstring"`) in the parameters cell and run
-# everything again. With `"induction"` the notebook stops at the "above chance" check: that is
-# the point, the method fails on this task (see the note at the top).
+# everything again. With `"induction"` the AUC cell says the method is no better than random
+# rankings: that is the point, the method fails on this task (see the note above it, and
+# notebook 08 for why).

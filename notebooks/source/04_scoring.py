@@ -33,7 +33,7 @@ from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
 from saekit.ablation import random_head_masks
-from saekit.scoring import metrics_at_k, node_scores, selection_metrics, verdict
+from saekit.scoring import chance_aucs, metrics_at_k, node_scores, selection_metrics, verdict
 from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_heads, heads_to_mask
 from saekit.viz import plot_head_grid, plot_roc
@@ -118,10 +118,9 @@ plot_head_grid(node.scores[0], title=f"{TASK}: node score, seed {SEED}", label="
 # argmax code stays the same, so no code is "positive only", while heads outside the circuit
 # (1.6, 2.5, 1.2) change direction and top the ranking. The code-overlap method finds heads whose codes
 # *change* between the two sides, not heads whose output grows or shrinks. Try
-# `TASK = "induction"` and compare the ranking with the ground-truth grid: the notebook stops
-# at the "above chance" check below, which is the point — the method fails on this task. On
-# docstring (0.50 over 10 seeds) the check holds at the default seed by a hair and fails at
-# some others.
+# `TASK = "induction"` and compare the ranking with the ground-truth grid: the cell below judges
+# each AUC against random rankings of the heads (two sd) and says when it is no better than
+# chance, as it is there — the method fails on this task.
 
 # %%
 by_score = {"node": node}
@@ -133,7 +132,9 @@ if truth is not None:
     for name, result in by_score.items():
         spread = f"± {result.auc_std:.3f} over {N_SEEDS} seeds" if N_SEEDS > 1 else "(one seed: no spread)"
         print(f"{name:>16}: AUC {result.auc_mean:.3f} {spread}")
-    assert node.auc_mean > 0.5, "node scores should rank circuit heads above chance"
+    above_chance = verdict(node.auc_mean, chance_aucs(truth, n_layers, n_heads, seed=SEED),
+                           f"The node score's mean ROC AUC over {N_SEEDS} seed(s)", "random rankings")
+    print(above_chance.sentence)
 
 # %% [markdown]
 # ## 3. Precision and recall at *k*

@@ -129,10 +129,10 @@ for kind in ("mean", "resample", "zero"):
 # corrupted −3.55, the 26-head known circuit 4.11, the SAE circuit (40 heads) 3.62, a random
 # 40-head set −2.23. The same table for this model and task. A circuit beats random heads only
 # when its faithfulness lies more than two sd above theirs (`saekit.scoring.verdict`); the cell
-# prints each circuit's verdict and asserts the known circuit's. On toy-4l that
-# fails for induction: its known circuit (three heads that matter one at a time under patching)
-# keeps no more of the metric than random heads, because mean ablation also removes the
-# previous-token heads it needs (section 5 finds them with ACDC).
+# prints each circuit's verdict. On toy-4l the known induction circuit (three heads that matter
+# one at a time under patching) keeps no more of the metric than random heads, because mean
+# ablation also removes the previous-token heads it needs (section 5 finds them with ACDC); the
+# cell says so rather than stopping.
 
 # %%
 table = circuit_table(model, task, scores, ground_truth=truth, top_k=size, n_random=N_RANDOM, seed=SEED)
@@ -150,7 +150,9 @@ if table.ground_truth_circuit is not None:
     known = verdict(table.ground_truth_circuit.faithfulness, table.random_circuit.faithfulnesses,
                     "The known circuit's faithfulness", f"random {size}-head circuits", floor=empty)
     print(known.sentence)
-    assert known.beats, "the known circuit should beat random heads (mean + 2 sd)"
+    if not known.beats:
+        print(f"The known {TASK} circuit is not faithful here, so this table cannot tell a good found "
+              f"circuit from a bad one on this task: a ground truth must itself beat random heads.")
 found = verdict(table.found_circuit.faithfulness, table.random_circuit.faithfulnesses,
                 "The SAE circuit's faithfulness", f"random {size}-head circuits", floor=empty)
 print(found.sentence)

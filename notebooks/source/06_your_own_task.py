@@ -33,7 +33,7 @@ import saekit
 from saekit.course import checks, use_solution
 from saekit.discovery import discover, paper_config
 from saekit.errors import TaskError
-from saekit.scoring import roc_auc, verdict
+from saekit.scoring import chance_aucs, verdict
 from saekit.tasks import task_from_strings
 from saekit.tasks.ground_truth import ground_truth_heads
 from saekit.tasks.toy import NAMES, OBJECTS, PLACES
@@ -171,9 +171,7 @@ results = {name: discover(model, task, paper_config(TASK), seeds=[SEED], ground_
 for name, result in results.items():
     print(f"{name:>18}: top heads {result.ranked_heads[:5]}")
 if truth is not None:
-    chance_rng = torch.Generator().manual_seed(SEED)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    chance = [roc_auc(torch.rand(n_layers, n_heads, generator=chance_rng), truth) for _ in range(200)]
+    chance = chance_aucs(truth, model.cfg.n_layers, model.cfg.n_heads, seed=SEED)
     for name, result in results.items():
         print(verdict(result.auc_mean, chance, f"{name}: ROC AUC vs the known {TASK} circuit", "random rankings").sentence)
     best = max(results, key=lambda name: results[name].auc_mean)
