@@ -280,6 +280,7 @@ def test_head_explorer_redraws_and_keeps_a_static_first_view(toy_4l, ioi, monkey
     assert left.get_title().startswith("0.1\n")  # the static figure stays the first view
 
 
+@pytest.mark.notebooks  # runs a kernel and nbconvert, which the notebook environment has
 def test_head_explorer_leaves_its_static_figure_in_exported_html(tmp_path):
     """Run on a kernel and exported without widget state (as the docs and a saved notebook
     are), the explorer's cell still shows its figure as a PNG after the widget."""

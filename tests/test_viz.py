@@ -91,6 +91,7 @@ def test_explorers_build_and_draw_their_first_view_without_a_browser():
     assert explorer.figure.axes[0].get_title() == "top 8 heads: faithfulness 0.50"
 
 
+@pytest.mark.notebooks  # runs a kernel and nbconvert, which the notebook environment has
 def test_explorers_leave_a_static_figure_in_exported_html(tmp_path):
     """Executed on a kernel and converted with nbconvert without the widget state (which a saved
     notebook and the docs do not have), each explorer's cell still shows its figure as a PNG."""
