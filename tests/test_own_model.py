@@ -22,8 +22,10 @@ from saekit.ablation import (
 from saekit.activations import head_activations
 from saekit.baselines import BASELINES
 from saekit.cli import main
+from saekit.diagnose import diagnose
 from saekit.discovery import discover, paper_config
 from saekit.errors import ModelError
+from saekit.heads import attention_patterns, direct_logit_attribution
 from saekit.tasks import make_task
 from saekit.zoo import export_model, toy_model_dir
 from saekit.zoo.evaluate import evaluate_task
@@ -81,6 +83,9 @@ def test_a_model_object_works_in_every_function_that_takes_a_model(own_model, ta
     assert prune_heads(own_model, task).ends.full == pytest.approx(evaluate_task(own_model, task).pos_metric, abs=1e-4)
     for name, method in BASELINES.items():
         assert method(own_model, task).scores.shape == shape, name
+    assert diagnose(own_model, task, progress=False).d_prime.shape == shape
+    assert attention_patterns(own_model, task, [(0, 1)]).pattern.shape[0] == 1
+    assert direct_logit_attribution(own_model, task).mean().shape == shape
 
 
 def test_an_exported_model_loads_back_as_the_same_model_and_discover_runs_on_it(own_model, task, tmp_path):
