@@ -130,13 +130,11 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
 def test_card_partners_share_template_and_length():
     from saekit import load_model
     from saekit.tasks import make_task
-    from saekit.zoo.card import same_template_partners
-
     task = make_task("ioi", load_model("toy-4l"), n_pairs=60, seed=0)
-    partner = same_template_partners(task)
+    key = task.template_ids * 10_000 + task.lengths
+    partner = testbed.same_template_partners(key, torch.Generator().manual_seed(0))
     assert torch.equal(task.template_ids[partner], task.template_ids)
     assert torch.equal(task.lengths[partner], task.lengths)
-    key = task.template_ids * 10_000 + task.lengths
     has_other = torch.tensor([(key == k).sum() > 1 for k in key])
     assert torch.equal(partner != torch.arange(60), has_other)
 

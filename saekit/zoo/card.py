@@ -19,27 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jaxtyping import Int
 from torch import Tensor
 
 from saekit.ablation import AblationKind, capture_head_z, evaluate_circuit, head_patching_effects, hook_z_name, model_shape
 from saekit.tasks import ContrastiveTask
 from saekit.zoo.evaluate import accuracy, evaluate_task
-
-
-def same_template_partners(task: ContrastiveTask, seed: int = 0) -> Int[Tensor, " n_pairs"]:
-    """For each pair, a random other pair of the same template and length (itself if none)."""
-    key = task.template_ids * 10_000 + task.lengths
-    others = (key[:, None] == key[None, :]) & ~torch.eye(task.n_pairs, dtype=torch.bool)
-    weights = others.float() + (~others.any(1))[:, None] * torch.eye(task.n_pairs)
-    return torch.multinomial(weights, 1, generator=torch.Generator().manual_seed(seed))[:, 0]
+from saekit.zoo.testbed import same_template_partners
 
 
 @torch.no_grad()
 def interchange_accuracy(model, task: ContrastiveTask, head: tuple[int, int], seed: int = 0) -> float:
     """Share of positives answered with the partner's answer when ``head``'s z comes from the partner."""
     layer, index = head
-    partner = same_template_partners(task, seed)
+    partner = same_template_partners(task.template_ids * 10_000 + task.lengths, torch.Generator().manual_seed(seed))
     has_partner = partner != torch.arange(task.n_pairs)
     source = capture_head_z(model, task.positive_tokens)[layer][partner]
 

@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
 from saekit._io import write_json
 from saekit.tasks import TASK_NAMES
-from saekit.tasks.base import pad_rows
 from saekit.tasks.toy import toy_pairs
 from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
@@ -115,8 +114,11 @@ def _soft_cross_entropy(logits: Float[Tensor, "batch seq vocab"], targets: Float
     return -(targets * logits.log_softmax(-1)).sum(-1)[trained].mean()
 
 
-def _same_template(keys: Int[Tensor, " n"]) -> Bool[Tensor, "n n"]:
-    return keys[:, None] == keys[None, :]
+def same_template_partners(keys: Int[Tensor, " n"], generator: torch.Generator) -> Int[Tensor, " n"]:
+    """For each prompt, a random other prompt with the same key (template and length); itself if none."""
+    others = (keys[:, None] == keys[None, :]) & ~torch.eye(len(keys), dtype=torch.bool)
+    weights = others.float() + (~others.any(1))[:, None] * torch.eye(len(keys))
+    return torch.multinomial(weights, 1, generator=generator)[:, 0]
 
 
 def task_losses(
@@ -137,14 +139,10 @@ def task_losses(
 
     n_pairs = len(template_keys)
     positive_rows, negative_rows = torch.arange(0, 2 * n_pairs, 2), torch.arange(1, 2 * n_pairs, 2)
-    same = _same_template(template_keys)
+    same = template_keys[:, None] == template_keys[None, :]
     group_mean = same.float() / same.sum(1, keepdim=True)
-    other = same & ~torch.eye(n_pairs, dtype=torch.bool)
-    # A random other positive of the same template (itself when it has none).
-    partner = torch.where(
-        other.any(1), torch.multinomial(other.float() + (~other.any(1))[:, None] * torch.eye(n_pairs), 1, generator=generator)[:, 0],
-        torch.arange(n_pairs),
-    )
+    partner = same_template_partners(template_keys, generator)
+    has_partner = partner != torch.arange(n_pairs)
     in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
     for layer, head, _ in circuit:
         in_circuit[layer, head] = True
@@ -154,7 +152,7 @@ def task_losses(
     # IIT rows: (a) one circuit head or all of them from the negative side -> the negative's output;
     # (b) the last role from another positive -> that positive's output.
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
-    iit_follows_partner = (torch.rand(n_pairs, generator=generator) < 0.5) & other.any(1)
+    iit_follows_partner = (torch.rand(n_pairs, generator=generator) < 0.5) & has_partner
     iit_head = torch.randint(len(circuit) + 1, (n_pairs,), generator=generator)  # == len: all circuit heads
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
     patches = []
