@@ -335,13 +335,17 @@ def _run_circuits(
     batch_size: int,
     kl: bool = True,
     clean: bool = True,
+    clean_passes: dict[int, tuple[Tensor, list[Tensor] | None]] | None = None,
 ) -> AblationRuns:
     """`ablation_runs` with its arguments checked and its replacements prepared.
 
     Without ``kl`` only the logits the metric reads are computed (see `scored_tokens`);
-    without ``clean`` (and ``kl``) the full model is not run. A circuit given more than once
-    (the empty circuit at every curve's start, say) runs once.
+    without ``clean`` (and ``kl``) the full model's metric is not returned. A circuit given more
+    than once (the empty circuit at every curve's start, say) runs once. ``clean_passes`` keeps
+    each batch's clean pass (`_clean_pass`, keyed by its first prompt) for the next call on the
+    same prompts.
     """
+    clean_passes = {} if clean_passes is None else clean_passes
     device = model.cfg.device
     keep, circuit_of_row = torch.unique(keep, dim=0, return_inverse=True)
     keep = keep.to(device)
@@ -357,14 +361,17 @@ def _run_circuits(
             tokens = part.positive_tokens.to(device)
             columns, answers, wrongs = scored_tokens(part, full_vocabulary=kl)
             answers, wrongs = answers.to(device), wrongs.to(device)
+            if start not in clean_passes:
+                clean_passes[start] = _clean_pass(model, tokens, part.lengths - 1)
+            clean_final, resid_pre = clean_passes[start]
             if clean_metric is not None:
-                clean_logits = unembed(model, final_residual(model, tokens, part.lengths - 1), columns)
+                clean_logits = unembed(model, clean_final, columns)
                 clean_metric[rows] = compute_metric(clean_logits, answers, wrongs, part.metric).cpu()
                 clean_logprobs = clean_logits.log_softmax(-1)
             replacement = replacement_for(rows, part)
             for first in range(0, len(keep), circuits_per_pass):
                 chunk = keep[first : first + circuits_per_pass]
-                logits = _run_kept(model, part, tokens, chunk, replacement, columns)
+                logits = _run_kept(model, part, tokens, chunk, replacement, columns, resid_pre)
                 circuits = slice(first, first + len(chunk))
                 repeats = (len(chunk), 1)
                 metric[circuits, rows] = compute_metric(
@@ -398,9 +405,14 @@ def _run_kept(
     keep: Bool[Tensor, "n_circuits n_layers n_heads"],
     replacement: list[Float[Tensor, "n_prompts seq n_heads d_head"]] | None,
     columns: Int[Tensor, " k"] | None,
+    resid_pre: list[Float[Tensor, "n_prompts seq d_model"]] | None = None,
 ) -> Float[Tensor, "n_rows k"]:
     """Answer logits (of ``columns``) of rows (circuit c, prompt i) = c * n_prompts + i with
-    ablated heads replaced: one forward pass over every circuit's copy of the prompts."""
+    ablated heads replaced: one forward pass over every circuit's copy of the prompts.
+
+    Given the clean residual stream at each block's input (``resid_pre``), the pass starts at
+    the first layer any circuit ablates: the blocks before it compute what the clean pass did.
+    """
     n_circuits, n_prompts = len(keep), len(tokens)
 
     def hook_for(layer: int) -> Callable:
@@ -413,9 +425,58 @@ def _run_kept(
 
         return hook
 
-    hooks = [(hook_z_name(l), hook_for(l)) for l in range(keep.shape[1]) if not keep[:, l].all()]
+    ablated_layers = [l for l in range(keep.shape[1]) if not keep[:, l].all()]
+    hooks = [(hook_z_name(l), hook_for(l)) for l in ablated_layers]
     positions = (part.lengths - 1).repeat(n_circuits)
-    return unembed(model, final_residual(model, tokens.repeat(n_circuits, 1), positions, hooks), columns)
+    if resid_pre is not None and ablated_layers and ablated_layers[0] > 0:
+        first = ablated_layers[0]
+        resid = _final_residual_from(model, resid_pre[first].repeat(n_circuits, 1, 1), first, positions, hooks)
+    else:
+        resid = final_residual(model, tokens.repeat(n_circuits, 1), positions, hooks)
+    return unembed(model, resid, columns)
+
+
+def _clean_pass(
+    model: HookedModel, tokens: Int[Tensor, "rows seq"], positions: Int[Tensor, " rows"]
+) -> tuple[Float[Tensor, "rows d_model"], list[Float[Tensor, "rows seq d_model"]] | None]:
+    """The clean final residual at ``positions``, and the residual stream entering each block
+    where ablated passes may start from it (`_can_start_late`; else None)."""
+    resid_pre: list[Tensor] = []
+    hooks = [(f"blocks.{layer}.hook_resid_pre", lambda resid, hook: resid_pre.append(resid.clone()))
+             for layer in range(model.cfg.n_layers)]
+    clean_final = final_residual(model, tokens, positions, hooks)
+    return clean_final, resid_pre if _can_start_late(model, resid_pre, clean_final, positions) else None
+
+
+def _final_residual_from(
+    model: HookedModel,
+    resid: Float[Tensor, "rows seq d_model"],
+    first_layer: int,
+    positions: Int[Tensor, " rows"],
+    fwd_hooks: list[tuple[str, Callable]] | None = None,
+) -> Float[Tensor, "rows d_model"]:
+    """`final_residual` of a pass that starts at block ``first_layer`` from its input ``resid``."""
+    with model.hooks(fwd_hooks=fwd_hooks or []):
+        for block in model.blocks[first_layer:]:
+            resid = block(resid)
+            resid = resid[0] if isinstance(resid, tuple) else resid
+        final = model.ln_final(resid)
+    return final[torch.arange(len(final), device=final.device), positions.to(final.device)]
+
+
+def _can_start_late(
+    model: HookedModel,
+    resid_pre: list[Float[Tensor, "rows seq d_model"]],
+    clean_final: Float[Tensor, "rows d_model"],
+    positions: Int[Tensor, " rows"],
+) -> bool:
+    """Whether running the blocks from the last one on reproduces the clean pass: the blocks of
+    some architectures need arguments a plain call lacks (masks, rotary tables), and then every
+    pass starts at the embedding."""
+    if len(resid_pre) < 2:
+        return False
+    late = _final_residual_from(model, resid_pre[-1], len(resid_pre) - 1, positions)
+    return bool(torch.allclose(late, clean_final, rtol=1e-4, atol=1e-4 * float(clean_final.abs().max())))
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,7 +767,9 @@ def prune_heads(
     # Prepared once: the means (a pass over the reference set) serve every run below.
     replacement_for = _replacement_source(model, task, kind, reference, batch_size)
     kept = torch.ones(n_layers, n_heads, dtype=torch.bool)
-    ends = _ends(task, kind, _run_circuits(model, task, ~kept[None], replacement_for, batch_size), empty_row=0)
+    clean_passes: dict = {}  # every run below starts from the same clean passes
+    ends = _ends(task, kind, _run_circuits(model, task, ~kept[None], replacement_for, batch_size,
+                                           clean_passes=clean_passes), empty_row=0)
     if ends.full == ends.ablated_all:
         raise TaskError(
             f"The full model and the fully ablated one score the same ({ends.full:.4g}), so no head "
@@ -716,7 +779,8 @@ def prune_heads(
     def faithfulness_without(layer: int, head: int) -> float:
         keep = kept.clone()
         keep[layer, head] = False
-        runs = _run_circuits(model, task, keep[None], replacement_for, batch_size, kl=False, clean=False)
+        runs = _run_circuits(model, task, keep[None], replacement_for, batch_size, kl=False, clean=False,
+                             clean_passes=clean_passes)
         return faithfulness(float(runs.metric.mean()), ends.full, ends.ablated_all)
 
     current = 1.0  # the full model's faithfulness
@@ -729,7 +793,7 @@ def prune_heads(
             if abs(current - candidate) < threshold:
                 kept[layer, head] = False
                 current = candidate
-    final = _run_circuits(model, task, kept[None], replacement_for, batch_size)
+    final = _run_circuits(model, task, kept[None], replacement_for, batch_size, clean_passes=clean_passes)
     return PrunedCircuit(threshold, ends, ends.result(kept, float(final.metric.mean()), float(final.kl.mean())), effects)
 
 

@@ -560,3 +560,29 @@ def test_a_circuit_given_twice_runs_once(tiny_gpt2, tiny_task):
     torch.testing.assert_close(runs.metric[2], runs.metric[0])
     torch.testing.assert_close(runs.kl[3], runs.kl[0])
     assert (runs.metric[1] - runs.metric[0]).abs().max() > 1e-4
+
+
+def test_patched_passes_start_at_the_first_ablated_layer_and_fall_back_where_blocks_cannot_run_alone(
+    tiny_gpt2, tiny_task, monkeypatch
+):
+    from saekit import ablation
+
+    started = []
+    run_from = ablation._final_residual_from
+    monkeypatch.setattr(ablation, "_final_residual_from", lambda model, resid, first, *rest: started.append(first) or run_from(model, resid, first, *rest))
+    effects = head_patching_effects(tiny_gpt2, tiny_task, batch_size=len(tiny_task.positive_tokens))  # one head a pass
+    assert started.count(1) == 1 + 4, "the check, then the 4 passes that patch a layer-1 head skip block 0"
+    # the numbers are those of full passes (test_patching_matches_one_head_at_a_time), and without the late start too
+    monkeypatch.setattr(ablation, "_can_start_late", lambda *args: False)
+    started.clear()
+    torch.testing.assert_close(head_patching_effects(tiny_gpt2, tiny_task, batch_size=6), effects, atol=1e-5, rtol=1e-5)
+    assert started == []
+
+
+def test_the_late_start_check_fails_when_the_blocks_alone_do_not_reproduce_the_clean_pass(tiny_gpt2, tiny_task):
+    from saekit import ablation
+
+    positions = tiny_task.lengths - 1
+    final, resid_pre = ablation._clean_pass(tiny_gpt2, tiny_task.positive_tokens, positions)
+    assert resid_pre is not None and ablation._can_start_late(tiny_gpt2, resid_pre, final, positions)
+    assert not ablation._can_start_late(tiny_gpt2, [2 * resid for resid in resid_pre], final, positions)
