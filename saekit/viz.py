@@ -175,8 +175,11 @@ def plot_code_histogram(
     ax.set_ylabel("examples (negatives below 0)")
     ticks = ax.get_yticks()
     ax.set_yticks(ticks, [f"{abs(t):.0f}" for t in ticks])
-    only = int(np.isin(np.unique(positive), negative, invert=True).sum())
-    ax.set_title(f"{title}  ({only} codes only on positives)" if title else f"{only} codes only on positives")
+    n_only = int(np.isin(np.unique(positive), negative, invert=True).sum())
+    summary = f"{n_only} code{'' if n_only == 1 else 's'} only on positives"
+    if only_positive.sum() < n_only:
+        summary += f", {only_positive.sum()} drawn"
+    ax.set_title(f"{title}  ({summary})" if title else summary)
     ax.legend(handles=[Patch(color="#6baed6", label="positives"), Patch(color="#08519c", label="only on positives"),
                        Patch(color="#fd8d3c", label="negatives")], fontsize=8, loc="upper right")
     return ax

@@ -78,6 +78,12 @@ def test_code_histogram_draws_positive_counts_up_and_negative_counts_down():
     assert "2 codes only on positives" in ax.get_title()  # 5 and none
 
 
+def test_code_histogram_title_counts_codes_it_does_not_draw_and_says_so():
+    assert plot_code_histogram(torch.tensor([4, 3]), torch.tensor([3])).get_title() == "1 code only on positives"
+    many = torch.arange(30)  # 30 positive-only codes, at most top = 20 bars
+    assert plot_code_histogram(many, torch.tensor([99]), top=20).get_title() == "30 codes only on positives, 20 drawn"
+
+
 def test_explorers_build_and_draw_their_first_view_without_a_browser():
     codes = torch.randint(-1, 4, (6, 8))
     explorer = explore_code_histograms(codes, codes, n_heads=4, initial=(1, 2))

@@ -9,7 +9,8 @@
 # - check the found circuit by ablation: keep its heads, knock out the rest, and see whether the
 #   model still does the task.
 #
-# **Estimated time:** 15 minutes (1 exercise). Runs in about a minute on a laptop CPU.
+# **Estimated time:** 15 minutes (1 exercise). Runs in about 13 s on one CPU
+# core (measured: papermill on its defaults, kernel start included).
 #
 # The idea in one paragraph: give the model prompts it *can* complete (positives) and minimally
 # edited prompts it *cannot* (negatives). For every attention head, compress what it writes on

@@ -10,7 +10,8 @@
 # - see what a head does: where it attends (its attention pattern) and what its write does to the
 #   answer (direct logit attribution).
 #
-# **Estimated time:** 50 minutes (3 exercises). Runs in well under a minute on a laptop CPU.
+# **Estimated time:** 50 minutes (3 exercises). Runs in about 10 s on one CPU
+# core (measured: papermill on its defaults, kernel start included).
 #
 # Everything saekit does rests on these operations: the SAE reads one vector per (prompt, head),
 # and ablation replaces a head's `hook_z`. Doing them once by hand makes the library's choices

@@ -8,8 +8,8 @@
 # - design negatives: see what a good negative removes, and what two bad ones do to the result;
 # - run the method on your task, and know what to change for another model.
 #
-# **Estimated time:** 45 minutes (1 exercise, plus your own task). Runs in about a minute on a
-# laptop CPU.
+# **Estimated time:** 45 minutes (1 exercise, plus your own task). Runs in about 11 s on one CPU
+# core (measured: papermill on its defaults, kernel start included).
 #
 # The method is only as good as its contrast. A negative should be a *minimal* edit that removes
 # the one piece of information the task needs: then the heads whose codes change are the heads

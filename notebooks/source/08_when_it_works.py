@@ -12,8 +12,8 @@
 # - compare the method with trivial baselines (head norm, ‖μ₊ − μ₋‖, layer index) before
 #   believing any AUC.
 #
-# **Estimated time:** 35 minutes (1 exercise). Runs in one to two minutes on a laptop CPU
-# (five runs of the method, three seeds each).
+# **Estimated time:** 35 minutes (1 exercise). Runs in about 22 s on one CPU
+# core (measured: papermill on its defaults, kernel start included).
 #
 # The method (notebooks 02–04) gives each (example, head) one code, the index of its SAE's
 # strongest latent, and scores a head by the codes it shows on positives and never on
@@ -48,7 +48,7 @@ from saekit.diagnose import (
 )
 from saekit.discovery import discover, paper_config
 from saekit.sae import train_sae
-from saekit.scoring import roc_auc
+from saekit.scoring import chance_aucs, roc_auc, verdict
 from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_heads
 from saekit.viz import plot_premise
@@ -72,11 +72,14 @@ def method_auc(head_vectors, code_kind="argmax"):
     return torch.tensor(result.auc_per_seed)
 
 
+chance = chance_aucs(truth, *shape, seed=SEED)  # ROC AUCs of random rankings of these heads
+WHERE = {"above": "above chance", "within": "no better than chance", "below": "below chance"}
+
+
 def summary(aucs):
-    """'mean ± sd' over seeds (or draws), and where that lies against chance (0.5) by one sd."""
-    mean, sd = float(aucs.mean()), float(aucs.std()) if len(aucs) > 1 else 0.0
-    where = "above chance" if mean - sd > 0.5 else "below chance" if mean + sd < 0.5 else "no better than chance"
-    return f"{mean:.2f} ± {sd:.2f}", where
+    """'mean ± sd' over seeds (or draws), and where the mean lies against random rankings by the
+    rule every notebook uses (`saekit.scoring.verdict`: more than two sd above them beats chance)."""
+    return f"{aucs.mean():.2f} ± {aucs.std():.2f}", WHERE[verdict(float(aucs.mean()), chance, "", "").outcome]
 
 
 # %% [markdown]
@@ -90,8 +93,7 @@ def summary(aucs):
 original = method_auc(activations)
 text, where = summary(original)
 print(f"The method's ROC AUC: {text} over {N_SEEDS} seeds ({where}).")
-assert (original.mean() - original.std() > 0.5) == (where == "above chance")
-assert (original.mean() + original.std() < 0.5) == (where == "below chance")
+print(verdict(float(original.mean()), chance, "Its mean", "random rankings").sentence)
 
 # %% [markdown]
 # ## 2. The premise diagnostic
@@ -281,22 +283,17 @@ assert 0 < changed < 1
 # - **layer index**: later layers first (the same on every draw).
 #
 # A method that does not beat them on a model has found nothing there that they do not. The
-# method "beats" a baseline below when their mean ± sd intervals do not overlap and the method's
-# is higher.
+# method "beats" a baseline below when its mean AUC lies more than two sd above the baseline's
+# AUCs over the draws (`saekit.scoring.verdict`, the rule of every notebook).
 
 # %%
 baselines = {"head norm": head_norm_scores, "‖μ₊ − μ₋‖": mean_difference_scores, "layer index": layer_index_scores}
-method_low, method_high = float(original.mean() - original.std()), float(original.mean() + original.std())
 for name, baseline in baselines.items():
     aucs = torch.tensor([
         roc_auc(baseline(model, other, **({} if baseline is layer_index_scores else {"activations": draw})).scores, truth)
         for other, draw in zip(tasks, draws)
     ])
-    low, high = float(aucs.mean() - aucs.std()), float(aucs.mean() + aucs.std())
-    verdict = "beats it" if method_low > high else "does worse than it" if method_high < low else "is no better than it"
-    print(f"{name}: ROC AUC {summary(aucs)[0]}; the method ({summary(original)[0]}) {verdict}.")
-    assert (verdict == "beats it") == (method_low > high)
-    assert (verdict == "does worse than it") == (method_high < low)
+    print(verdict(float(original.mean()), aucs, "The method's mean ROC AUC", f"{name}'s ROC AUCs").sentence)
 
 # %% [markdown]
 # ## 5. Try it
