@@ -168,12 +168,13 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
     from saekit.cli import main
 
     out = tmp_path / "tb"
-    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3", "--pretrain-steps", "1", "--out", str(out)]) == 0
+    command = ["zoo", "train", "--recipe", "testbed", "--steps", "3", "--warmup-steps", "1", "--pretrain-steps", "1"]
+    assert main([*command, "--out", str(out)]) == 0
     truth = json.loads((out / "ground_truth.json").read_text())
-    assert truth["tasks"] == {
-        task: {"heads": [[l, h] for l, h, _ in placed], "roles": [role for _, _, role in placed]}
-        for task, placed in draw_circuits(4, 8, seed=0).items()
-    }
+    assert {task: circuit["roles"] for task, circuit in truth["tasks"].items()} == {t: list(r) for t, r in CIRCUIT_ROLES.items()}
+    heads = [tuple(head) for circuit in truth["tasks"].values() for head in circuit["heads"]]
+    assert len(set(heads)) == len(heads), "no head in two circuits"
+    assert all(layers == sorted(layers) for layers in ([l for l, _ in c["heads"]] for c in truth["tasks"].values()))
     model = load_model(out)
     assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_vocab) == (4, 8, len(TESTBED_VOCABULARY))
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3"]) == 2
@@ -187,9 +188,12 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
     from saekit.zoo.evaluate import check_toy_model
 
+    import json
+
     out = tmp_path / "tb"
-    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1", "--out", str(out)]) == 0
-    circuits = draw_circuits(4, 8, seed=0)
+    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "2", "--warmup-steps", "1", "--out", str(out)]) == 0
+    truth = json.loads((out / "ground_truth.json").read_text())["tasks"]
+    circuits = {task: [(*head, role) for head, role in zip(c["heads"], c["roles"])] for task, c in truth.items()}
     assert ground_truth_heads(str(out), "ioi") == {(l, h) for l, h, _ in circuits["ioi"]}
     assert ground_truth_roles(str(out), "ioi") == {(l, h): role for l, h, role in circuits["ioi"]}
     report = check_toy_model(str(out), n_pairs=12)
@@ -198,3 +202,64 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     assert card["roles"] == ["previous-token", "induction"]
     assert card["circuit_share"] == 2 / 32
     assert {"faithfulness", "faithfulness_circuit_ablated", "interchange_accuracy", "max_effect_outside"} <= set(card)
+    assert set(card["premise_auc"]) == {"head_norm", "layer_index", "mean_difference", "d_prime", "probe"}
+    assert all(0 <= auc <= 1 for auc in card["premise_auc"].values())
+
+
+def test_copy_documents_reward_induction_and_no_period():
+    """After its first sequence a copy document is stretches of it from random starts: the word
+    after a word's earlier occurrence usually comes next (induction works), while the distance to
+    that occurrence changes within a document (a period does not)."""
+    from saekit.zoo.language import copy_document
+
+    rng = np.random.default_rng(0)
+    induction_right, periodic = [], []
+    for _ in range(200):
+        words = copy_document(rng, 40)
+        length = next(i for i, w in enumerate(words) if w in words[:i])  # the first sequence's length
+        assert len(set(words[:length])) == length and set(words) == set(words[:length])
+        offsets = {i - words.index(words[i]) for i in range(length, 40)}
+        periodic.append(len(offsets) == 1)
+        induction_right += [words[words.index(words[i]) + 1] == words[i + 1] for i in range(length, 39)]
+    assert 0.5 < np.mean(induction_right) < 1  # stretch ends break it, nothing else does
+    assert np.mean(periodic) < 0.05
+
+
+def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
+    """On a model whose head 0.3 attends to the previous word and head 2.5 to the successor of the
+    current word's previous occurrence, those two get the roles; a better previous-token head in
+    a layer at or above the induction head's is passed over."""
+    model = AttnOnlyTransformer(ToyModelConfig(d_vocab=20, n_layers=4, n_heads=8, n_ctx=16))
+    tokens = torch.tensor([[0, 5, 6, 7, 8, 6, 7, 8, 5, 6]])
+    n = tokens.shape[1]
+    uniform = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+    patterns = uniform.expand(4, 1, 8, n, n).clone()
+    previous_word = torch.eye(n).roll(-1, 1).tril()
+    previous_word[0, 0] = 1.0
+    patterns[0, 0, 3] = 0.9 * previous_word + 0.1 * uniform
+    patterns[3, 0, 1] = previous_word  # better, but above the induction head
+    successor = torch.zeros(n, n)
+    for i in range(n):
+        earlier = [j for j in range(i) if tokens[0, j] == tokens[0, i]]
+        successor[i, earlier[-1] + 1 if earlier else 0] = 1.0
+    patterns[2, 0, 5] = successor
+    monkeypatch.setattr(model, "attention_patterns", lambda tokens: patterns)
+    previous, induction = testbed.copy_head_scores(model, tokens)
+    assert previous[3, 1] == previous.max() == 1.0 and induction[2, 5] == induction.max() == 1.0
+    assert previous[0, 3] == previous[:2].max() > 0.9
+    assert testbed.place_by_attention(model, tokens) == [(0, 3, "previous-token"), (2, 5, "induction")]
+
+
+def test_attention_patterns_are_those_transformer_lens_computes(tokenizer, tmp_path):
+    from transformers import AutoTokenizer
+
+    from saekit import _tl
+
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=16)
+    module = AttnOnlyTransformer(cfg, seed=1).eval()
+    tokens = torch.randint(3, cfg.d_vocab, (3, 10), generator=torch.Generator().manual_seed(0))
+    tokenizer.save_pretrained(tmp_path)
+    model = _tl.build_from_state_dict(cfg.tl_config(), module.state_dict(), AutoTokenizer.from_pretrained(tmp_path), "cpu")
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
+    expected = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(2)])
+    torch.testing.assert_close(module.attention_patterns(tokens), expected, atol=1e-5, rtol=1e-5)

@@ -18,6 +18,8 @@ def register(subparsers) -> None:
     train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder; required for testbed)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
     train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the recipe's)")
+    train.add_argument("--warmup-steps", type=int, metavar="N", dest="induction_warmup_steps",
+                       help="first steps on copy sequences alone, where induction heads form (default: the recipe's)")
     train.add_argument("--pretrain-steps", type=int, metavar="N",
                        help="testbed: steps on generic text alone before the tasks join (default: the recipe's)")
     train.add_argument("--threads", type=positive_int, metavar="N",
@@ -58,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
-    overrides = {key: getattr(args, key) for key in ("seed", "steps", "pretrain_steps") if getattr(args, key) is not None}
+    overrides = {key: getattr(args, key) for key in ("seed", "steps", "induction_warmup_steps", "pretrain_steps") if getattr(args, key) is not None}
     if args.recipe == "toy":
         config = replace(TrainingConfig(), **overrides)
         model, _ = train_toy_model(config)
@@ -114,4 +116,9 @@ def run_check(args: argparse.Namespace) -> int:
             f"{card['faithfulness_circuit_ablated']['mean']:>8.2f} {min(card['circuit_head_effects']):>7.2f} "
             f"{card['max_effect_outside']:>8.2f} {card['interchange_accuracy']:>6.2f}  {roles}"
         )
+    if cards:
+        names = list(next(iter(cards.values()))["premise_auc"])
+        print(f"\n{'ROC AUC vs circuit':<18}" + "".join(f"{name:>16}" for name in names))
+    for name, card in cards.items():
+        print(f"{name:<18}" + "".join(f"{card['premise_auc'][key]:>16.2f}" for key in names))
     return 0

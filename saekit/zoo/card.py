@@ -11,7 +11,11 @@ card tabulates):
   shares of the clean-corrupted gap;
 - interchange-intervention accuracy (IIA): with the circuit's last head patched from another
   positive of the same template, how often the model gives *that* prompt's answer;
-- the circuit's share of heads.
+- the circuit's share of heads;
+- where the model sits on the method's premise: the ROC AUC against the circuit of the trivial
+  rankings (head output norm, layer index, ``‖μ₊ − μ₋‖``) and of the scale-free separations
+  (d′, a cross-validated probe), from the paper's head vectors. A test-bed whose head norm or
+  layer index ranks the circuit first gives it away.
 """
 
 from __future__ import annotations
@@ -45,6 +49,27 @@ def interchange_accuracy(model, task: ContrastiveTask, head: tuple[int, int], se
     return float(correct[has_partner].mean())
 
 
+def premise_aucs(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, float]:
+    """ROC AUC against ``circuit`` of head norm, layer index, ‖μ₊ − μ₋‖, d′ and the probe."""
+    from saekit.activations import head_activations
+    from saekit.baselines import head_norm_scores, layer_index_scores, mean_difference_scores
+    from saekit.diagnose import diagnose
+    from saekit.scoring import roc_auc
+
+    activations = head_activations(model, task, progress=False)
+    premise = diagnose(model, task, circuit, activations=activations, progress=False)
+    rankings = {
+        "head_norm": head_norm_scores(model, task, activations=activations).scores,
+        "layer_index": layer_index_scores(model, task).scores,
+        "mean_difference": mean_difference_scores(model, task, activations=activations).scores,
+    }
+    return {
+        **{name: roc_auc(scores, circuit) for name, scores in rankings.items()},
+        "d_prime": premise.auc_d_prime,
+        "probe": premise.auc_probe,
+    }
+
+
 def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, Any]:
     """The card's row for one task and its designated circuit (heads in role order)."""
     n_layers, n_heads = model_shape(model)
@@ -72,4 +97,5 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
         "max_effect_outside": float(effects[~in_circuit].max()),
         "interchange_accuracy": interchange_accuracy(model, task, circuit[-1]),
         "circuit_share": len(circuit) / (n_layers * n_heads),
+        "premise_auc": premise_aucs(model, task, circuit),
     }

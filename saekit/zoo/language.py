@@ -10,8 +10,8 @@ own, as they do in natural text:
 - **number** sentences with years in increasing order (number order);
 - **code** blocks: ``def`` lines whose arguments recur in assignments and docstrings;
 - **repeats** of an earlier stretch of the same document (copying, induction), and whole
-  **copy documents**: a random word sequence repeated until the document is full, where every
-  word after the first copy is predictable by induction alone;
+  **copy documents**: a random word sequence, then stretches of it from random starts until the
+  document is full, where a word inside a stretch is predictable by induction alone;
 - instances of the four tasks (`saekit.tasks.toy.toy_pairs`) with their answer, as one
   more kind of sentence.
 
@@ -164,9 +164,19 @@ _SENTENCE_MAKERS: dict[str, Callable[[np.random.Generator, _Topic, list[str]], l
 
 
 def copy_document(rng: np.random.Generator, n_words: int) -> list[str]:
-    """A random sequence of distinct content words, repeated until ``n_words`` words."""
+    """A random sequence of distinct content words, then stretches of it (each from a random
+    start, 2 words or more) until ``n_words`` words.
+
+    The stretches start anywhere, so neither a period nor a position says what comes next: only
+    finding the current word's earlier occurrence and copying its successor (induction) does.
+    A whole sequence repeated periodically would also teach a shortcut, the period.
+    """
     sequence = [INDUCTION_POOL[i] for i in rng.choice(len(INDUCTION_POOL), size=int(rng.integers(*COPY_LENGTHS)), replace=False)]
-    return (sequence * (n_words // len(sequence) + 1))[:n_words]
+    words = list(sequence)
+    while len(words) < n_words:
+        start = int(rng.integers(len(sequence) - 1))
+        words += sequence[start:start + int(rng.integers(2, len(sequence) - start + 1))]
+    return words[:n_words]
 
 
 def generic_document(rng: np.random.Generator, n_words: int) -> list[str]:

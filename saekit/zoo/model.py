@@ -110,6 +110,14 @@ class _Attention(nn.Module):
         # Causal softmax(q k^T / sqrt(d_head)) v, fused: the same maths as HookedTransformer.
         return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
 
+    def pattern(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch n_heads query key"]:
+        """Each head's causal attention pattern (TransformerLens' ``hook_pattern``)."""
+        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q) + self.b_Q[None, :, None]
+        k = torch.einsum("bpd,hde->bhpe", x, self.W_K) + self.b_K[None, :, None]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+        return scores.masked_fill(future, float("-inf")).softmax(-1)
+
     def head_results(self, z: Float[Tensor, "batch pos n_heads d_head"]) -> Float[Tensor, "batch pos n_heads d_model"]:
         """Each head's write into the residual stream, ``z · W_O[h]`` (TransformerLens' ``hook_result``)."""
         return torch.einsum("bphe,hed->bphd", z, self.W_O)
@@ -209,6 +217,16 @@ class AttnOnlyTransformer(nn.Module):
             results.append(layer_results)
             zs.append(z)
         return resid, results, zs
+
+    @torch.no_grad()
+    def attention_patterns(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "n_layers batch n_heads query key"]:
+        """Every head's attention pattern on ``tokens``."""
+        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        patterns = []
+        for block in self.blocks:
+            patterns.append(block.attn.pattern(block.ln1(resid)))
+            resid = block(resid)[0]
+        return torch.stack(patterns)
 
     def unembed_residual(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
         """Logits from the final residual stream."""

@@ -37,9 +37,11 @@ from torch.nn import functional as F
 from saekit._io import write_json
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.toy import toy_pairs
-from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
+from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
-from saekit.zoo.train import TrainingBatch, _learning_rate, _step_seed, save_toy_model, training_batch
+from saekit.zoo.train import (
+    TrainingBatch, _learning_rate, _step_seed, induction_warmup_batch, save_toy_model, training_batch,
+)
 
 #: Each task's roles in the order information flows through them (one head each).
 CIRCUIT_ROLES: dict[str, tuple[str, ...]] = {
@@ -53,12 +55,17 @@ Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
 
 
-def draw_circuits(n_layers: int, n_heads: int, seed: int) -> Circuits:
-    """Place every task's roles on heads: increasing layers along each chain, no head shared."""
+def draw_circuits(n_layers: int, n_heads: int, seed: int, placed: Circuits | None = None) -> Circuits:
+    """Place every task's roles on heads: increasing layers along each chain, no head shared.
+    Tasks in ``placed`` keep the heads given there; the others are drawn around them."""
     rng = np.random.default_rng([seed, 7])
-    taken: set[tuple[int, int]] = set()
+    placed = placed or {}
+    taken = {(layer, head) for heads in placed.values() for layer, head, _ in heads}
     circuits: Circuits = {}
     for task in TASK_NAMES:
+        if task in placed:
+            circuits[task] = list(placed[task])
+            continue
         roles = CIRCUIT_ROLES[task]
         layers = sorted(rng.choice(n_layers, size=len(roles), replace=False))
         placed = []
@@ -76,11 +83,18 @@ class TestbedConfig:
     """Everything that determines a trained test-bed model."""
 
     seed: int = 0
-    steps: int = 3000
-    """Optimiser steps in all, the generic-only pretraining included."""
-    pretrain_steps: int = 1500
-    """First steps on generic text alone (cheap), so that previous-token and induction heads
-    form before the tasks and their interchange losses join."""
+    steps: int = 4500
+    """Optimiser steps in all, the warm-up and the generic-only pretraining included."""
+    induction_warmup_steps: int = 1500
+    """First steps on copy sequences alone (`saekit.zoo.train.induction_warmup_batch`: a random
+    sequence and a repeat of it from a random word, loss on the repeat). Induction heads form in
+    about 1500 of them; on generic text alone, with half or all of it copy documents, they had
+    not formed after 3000 or 2000 steps (docs/testbed.md). The induction task's roles are then
+    placed on the heads that do them (`place_by_attention`)."""
+    induction_warmup_batch: int = 64
+    pretrain_steps: int = 0
+    """Steps on generic text alone after the warm-up, before the tasks and their interchange
+    losses join."""
     generic_documents: int = 64
     generic_length: int = 32
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
@@ -100,6 +114,42 @@ class TestbedConfig:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
+
+
+def copy_head_scores(
+    model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]
+) -> tuple[Float[Tensor, "n_layers n_heads"], Float[Tensor, "n_layers n_heads"]]:
+    """Each head's previous-token score (mean attention from a word to the one before it) and
+    induction score (mean attention from a repeated word to the word after its previous
+    occurrence), on ``tokens`` (BOS-prefixed rows without padding, with repeats)."""
+    patterns = model.attention_patterns(tokens).transpose(1, 2)  # layer, head, batch, query, key
+    positions = torch.arange(tokens.shape[1])
+    earlier_same = (tokens[:, :, None] == tokens[:, None, :]) & (positions[None, :] < positions[:, None])
+    previous_occurrence = (earlier_same * positions).argmax(-1)  # the most recent one
+    rows, queries = earlier_same.any(-1).nonzero(as_tuple=True)
+    induction = patterns[..., rows, queries, previous_occurrence[rows, queries] + 1].mean(-1)
+    previous = patterns[..., positions[2:], positions[1:-1]].mean((-2, -1))
+    return previous, induction
+
+
+def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> list[tuple[int, int, str]]:
+    """The induction task's roles on the heads that already do them: the head with the highest
+    induction score (not in layer 0), and the highest previous-token score in a layer below it."""
+    previous, induction = copy_head_scores(model, tokens)
+    induction[0] = -1.0
+    layer, head = divmod(int(induction.argmax()), model.cfg.n_heads)
+    previous = previous[:layer]
+    before_layer, before_head = divmod(int(previous.argmax()), model.cfg.n_heads)
+    return [(before_layer, before_head, "previous-token"), (layer, head, "induction")]
+
+
+def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents: int = 64) -> Circuits:
+    """Every task's circuit: the induction roles where the model's attention already does them
+    (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`)."""
+    rng = np.random.default_rng([seed, 8])
+    rows = [[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(copy_document(rng, 31))] for _ in range(n_documents)]
+    induction = place_by_attention(model, torch.tensor(rows))
+    return draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, placed={"induction": induction})
 
 
 def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Tensor, "n_documents length"]:
@@ -202,19 +252,25 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
 
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
     model = AttnOnlyTransformer(config.model, seed=config.seed)
-    circuits = draw_circuits(config.model.n_layers, config.model.n_heads, config.seed)
+    tasks_start = config.induction_warmup_steps + config.pretrain_steps
+    circuits: Circuits = {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = []
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, step)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
-        tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
-        logits = model(tokens[:, :-1])
-        generic = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
-        if step < config.pretrain_steps:
-            behaviour = iit = strict = torch.zeros(())
+        behaviour = iit = strict = torch.zeros(())
+        if step < config.induction_warmup_steps:
+            warmup = induction_warmup_batch(tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97))
+            generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         else:
+            tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
+            generic = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+        if step == tasks_start:
+            circuits = place_circuits(model, tokenizer, config.seed)
+            log(f"step {step}: circuits {circuits}")
+        if step >= tasks_start:
             parts = [
                 task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator)
                 for i, task in enumerate(TASK_NAMES)
