@@ -263,3 +263,12 @@ def test_attention_patterns_are_those_transformer_lens_computes(tokenizer, tmp_p
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
     expected = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(2)])
     torch.testing.assert_close(module.attention_patterns(tokens), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_roles_are_kept_and_the_other_circuits_drawn_around_them():
+    fixed = {"induction": [(0, 3, "previous-token"), (2, 5, "induction")]}
+    circuits = draw_circuits(4, 8, seed=0, fixed=fixed)
+    assert list(circuits) == list(TASK_NAMES) and circuits["induction"] == fixed["induction"]
+    heads = [(l, h) for placed in circuits.values() for l, h, _ in placed]
+    assert len(set(heads)) == len(heads)
+    assert draw_circuits(4, 8, seed=0, fixed=fixed) == circuits

@@ -55,27 +55,24 @@ Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
 
 
-def draw_circuits(n_layers: int, n_heads: int, seed: int, placed: Circuits | None = None) -> Circuits:
+def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None = None) -> Circuits:
     """Place every task's roles on heads: increasing layers along each chain, no head shared.
-    Tasks in ``placed`` keep the heads given there; the others are drawn around them."""
+    Tasks in ``fixed`` keep the heads given there; the others are drawn around them."""
     rng = np.random.default_rng([seed, 7])
-    placed = placed or {}
-    taken = {(layer, head) for heads in placed.values() for layer, head, _ in heads}
-    circuits: Circuits = {}
-    for task in TASK_NAMES:
-        if task in placed:
-            circuits[task] = list(placed[task])
-            continue
+    fixed = fixed or {}
+    taken = {(layer, head) for heads in fixed.values() for layer, head, _ in heads}
+    circuits: Circuits = {task: list(heads) for task, heads in fixed.items()}
+    for task in [task for task in TASK_NAMES if task not in fixed]:
         roles = CIRCUIT_ROLES[task]
         layers = sorted(rng.choice(n_layers, size=len(roles), replace=False))
-        placed = []
+        drawn = []
         for layer, role in zip(layers, roles):
             free = [h for h in range(n_heads) if (layer, h) not in taken]
             head = int(rng.choice(free))
             taken.add((int(layer), head))
-            placed.append((int(layer), head, role))
-        circuits[task] = placed
-    return circuits
+            drawn.append((int(layer), head, role))
+        circuits[task] = drawn
+    return {task: circuits[task] for task in TASK_NAMES}
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents
     rng = np.random.default_rng([seed, 8])
     rows = [[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(copy_document(rng, 31))] for _ in range(n_documents)]
     induction = place_by_attention(model, torch.tensor(rows))
-    return draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, placed={"induction": induction})
+    return draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
 
 
 def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Tensor, "n_documents length"]:
