@@ -184,11 +184,11 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
     heads in role order; its ground truth answers for the folder's path."""
+    import json
+
     from saekit.cli import main
     from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
     from saekit.zoo.evaluate import check_toy_model
-
-    import json
 
     out = tmp_path / "tb"
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "2", "--warmup-steps", "1", "--out", str(out)]) == 0

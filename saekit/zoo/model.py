@@ -102,18 +102,21 @@ class _Attention(nn.Module):
         self.W_O = nn.Parameter(torch.empty(h, e, d))
         self.b_O = nn.Parameter(torch.zeros(d))
 
-    def head_z(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_heads d_head"]:
-        """Each head's attention-weighted values (TransformerLens' ``hook_z``)."""
+    def _qkv(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "3 batch n_heads pos d_head"]:
+        """Queries, keys and values of every head."""
         weights = torch.stack([self.W_Q, self.W_K, self.W_V])
         biases = torch.stack([self.b_Q, self.b_K, self.b_V])[:, None, :, None, :]
-        q, k, v = torch.einsum("bpd,nhde->nbhpe", x, weights) + biases
+        return torch.einsum("bpd,nhde->nbhpe", x, weights) + biases
+
+    def head_z(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_heads d_head"]:
+        """Each head's attention-weighted values (TransformerLens' ``hook_z``)."""
+        q, k, v = self._qkv(x)
         # Causal softmax(q k^T / sqrt(d_head)) v, fused: the same maths as HookedTransformer.
         return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
 
     def pattern(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch n_heads query key"]:
         """Each head's causal attention pattern (TransformerLens' ``hook_pattern``)."""
-        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q) + self.b_Q[None, :, None]
-        k = torch.einsum("bpd,hde->bhpe", x, self.W_K) + self.b_K[None, :, None]
+        q, k, _ = self._qkv(x)
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
         return scores.masked_fill(future, float("-inf")).softmax(-1)
@@ -210,7 +213,7 @@ class AttnOnlyTransformer(nn.Module):
     ]:
         """The final residual stream, every layer's per-head writes and z, with each layer's
         ``patches`` entry (if any) applied to its z."""
-        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        resid = self.embedded(tokens)
         results, zs = [], []
         for layer, block in enumerate(self.blocks):
             resid, layer_results, z = block(resid, None if patches is None else patches[layer])
@@ -218,10 +221,14 @@ class AttnOnlyTransformer(nn.Module):
             zs.append(z)
         return resid, results, zs
 
+    def embedded(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        """The residual stream entering the first block: token and position embeddings."""
+        return self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+
     @torch.no_grad()
     def attention_patterns(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "n_layers batch n_heads query key"]:
         """Every head's attention pattern on ``tokens``."""
-        resid = self.embed.W_E[tokens] + self.pos_embed.W_pos[: tokens.shape[1]]
+        resid = self.embedded(tokens)
         patterns = []
         for block in self.blocks:
             patterns.append(block.attn.pattern(block.ln1(resid)))

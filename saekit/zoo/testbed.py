@@ -144,16 +144,18 @@ def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents
     """Every task's circuit: the induction roles where the model's attention already does them
     (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`)."""
     rng = np.random.default_rng([seed, 8])
-    rows = [[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(copy_document(rng, 31))] for _ in range(n_documents)]
-    induction = place_by_attention(model, torch.tensor(rows))
+    induction = place_by_attention(model, document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)]))
     return draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
+
+
+def document_tokens(tokenizer, documents: list[list[str]]) -> Int[Tensor, "n_documents length"]:
+    """BOS + the words of each document (all of one length) as token ids."""
+    return torch.tensor([[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(words)] for words in documents])
 
 
 def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Tensor, "n_documents length"]:
     """BOS + ``length - 1`` words of generic text per row."""
-    documents = generic_documents(n_documents, length - 1, seed)
-    ids = [tokenizer.convert_tokens_to_ids(words) for words in documents]
-    return torch.tensor([[tokenizer.bos_token_id, *row] for row in ids])
+    return document_tokens(tokenizer, generic_documents(n_documents, length - 1, seed))
 
 
 def _soft_cross_entropy(logits: Float[Tensor, "batch seq vocab"], targets: Float[Tensor, "batch seq vocab"]) -> Tensor:
