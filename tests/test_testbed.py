@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo import testbed
-from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, task_losses
+from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, role_names, task_losses
 from saekit.zoo.tokenizer import build_toy_tokenizer
 
 
@@ -61,18 +62,23 @@ def test_words_are_zipfian_and_bursty():
 
 
 @pytest.mark.parametrize("shape", [(4, 8), (6, 16)])
-def test_circuits_follow_their_chains_on_distinct_heads(shape):
+def test_circuits_follow_their_stages_on_distinct_heads(shape):
+    """Stage k of every circuit in layer k, no head shared; too shallow a model is refused."""
     n_layers, n_heads = shape
     circuits = draw_circuits(n_layers, n_heads, seed=0)
     assert circuits == draw_circuits(n_layers, n_heads, seed=0)
     heads = [(layer, head) for task in TASK_NAMES for layer, head, _ in circuits[task]]
     assert len(set(heads)) == len(heads)
     for task in TASK_NAMES:
-        assert [role for _, _, role in circuits[task]] == list(CIRCUIT_ROLES[task])
-        layers = [layer for layer, _, _ in circuits[task]]
-        assert layers == sorted(set(layers)) and all(0 <= l < n_layers for l in layers)
+        assert [role for _, _, role in circuits[task]] == role_names(task)
+        layer_of = {role: layer for layer, _, role in circuits[task]}
+        stage_layers = [{layer_of[role] for role in stage} for stage in CIRCUIT_ROLES[task]]
+        assert all(len(layers) == 1 for layers in stage_layers), "a stage shares one layer"
+        assert [layers.pop() for layers in stage_layers] == list(range(len(CIRCUIT_ROLES[task])))
     placements = {tuple(map(tuple, draw_circuits(n_layers, n_heads, seed)["ioi"])) for seed in range(6)}
     assert len(placements) > 1, "placement must change with the training seed"
+    with pytest.raises(SaekitError, match="at least 3 layers"):
+        draw_circuits(2, n_heads, seed=0)
 
 
 def test_z_patch_matches_transformerlens_hook_z_patching(tokenizer, tmp_path):
@@ -171,7 +177,7 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
     command = ["zoo", "train", "--recipe", "testbed", "--steps", "3", "--warmup-steps", "1", "--pretrain-steps", "1"]
     assert main([*command, "--out", str(out)]) == 0
     truth = json.loads((out / "ground_truth.json").read_text())
-    assert {task: circuit["roles"] for task, circuit in truth["tasks"].items()} == {t: list(r) for t, r in CIRCUIT_ROLES.items()}
+    assert {task: circuit["roles"] for task, circuit in truth["tasks"].items()} == {t: role_names(t) for t in CIRCUIT_ROLES}
     heads = [tuple(head) for circuit in truth["tasks"].values() for head in circuit["heads"]]
     assert len(set(heads)) == len(heads), "no head in two circuits"
     assert all(layers == sorted(layers) for layers in ([l for l, _ in c["heads"]] for c in truth["tasks"].values()))
@@ -226,9 +232,10 @@ def test_copy_documents_reward_induction_and_no_period():
 
 
 def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
-    """On a model whose head 0.3 attends to the previous word and head 2.5 to the successor of the
-    current word's previous occurrence, those two get the roles; a better previous-token head in
-    a layer at or above the induction head's is passed over."""
+    """On a model whose head 0.3 attends to the previous word and head 1.5 to the successor of the
+    current word's previous occurrence, those two get the roles; better heads outside the layers
+    of the roles' stages (a previous-token head in layer 3, an induction head in layer 2) are
+    passed over."""
     model = AttnOnlyTransformer(ToyModelConfig(d_vocab=20, n_layers=4, n_heads=8, n_ctx=16))
     tokens = torch.tensor([[0, 5, 6, 7, 8, 6, 7, 8, 5, 6]])
     n = tokens.shape[1]
@@ -237,17 +244,18 @@ def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
     previous_word = torch.eye(n).roll(-1, 1).tril()
     previous_word[0, 0] = 1.0
     patterns[0, 0, 3] = 0.9 * previous_word + 0.1 * uniform
-    patterns[3, 0, 1] = previous_word  # better, but above the induction head
+    patterns[3, 0, 1] = previous_word
     successor = torch.zeros(n, n)
     for i in range(n):
         earlier = [j for j in range(i) if tokens[0, j] == tokens[0, i]]
         successor[i, earlier[-1] + 1 if earlier else 0] = 1.0
-    patterns[2, 0, 5] = successor
+    patterns[1, 0, 5] = 0.9 * successor + 0.1 * uniform
+    patterns[2, 0, 6] = successor
     monkeypatch.setattr(model, "attention_patterns", lambda tokens: patterns)
     previous, induction = testbed.copy_head_scores(model, tokens)
-    assert previous[3, 1] == previous.max() == 1.0 and induction[2, 5] == induction.max() == 1.0
-    assert previous[0, 3] == previous[:2].max() > 0.9
-    assert testbed.place_by_attention(model, tokens) == [(0, 3, "previous-token"), (2, 5, "induction")]
+    assert previous[3, 1] == previous.max() == 1.0 and induction[2, 6] == induction.max() == 1.0
+    assert previous[0, 3] == previous[0].max() > 0.9 and induction[1, 5] == induction[1].max() > 0.9
+    assert testbed.place_by_attention(model, tokens) == [(0, 3, "previous-token"), (1, 5, "induction")]
 
 
 def test_attention_patterns_are_those_transformer_lens_computes(tokenizer, tmp_path):

@@ -4,17 +4,16 @@ A test-bed model is trained on mostly generic text (`saekit.zoo.language`, next-
 on every position) and on the four tasks, and each task's circuit is *imposed* by training, in
 the manner of InterpBench's strict interchange-intervention training (SIIT):
 
-- every task has a chain of **roles** (`CIRCUIT_ROLES`), each aligned with one head; the
-  heads are drawn per training seed (`draw_circuits`), in increasing layers along the
-  chain and distinct between tasks, so that layer alone does not give a circuit away;
+- every task has **roles** in stages (`CIRCUIT_ROLES`), each aligned with one head: stage k in
+  layer k, the head drawn per training seed (`draw_circuits`; induction's where the warm-up
+  formed it, `place_by_attention`), distinct between tasks;
 - **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
   equally plausible once the task's information is gone, as for the toy models);
-- **interchange (IIT)**: the high-level model of a task is its chain: the answer needs every
-  role's variable, and the last role's variable *is* the answer. So (a) replacing one circuit
-  head's ``hook_z`` (or all of them) by its value on the paired negative, or the mean over
-  negatives of the same template, must give the negative's output, and (b) replacing the last
-  role's ``hook_z`` by its value on another positive of the same template must give that
-  positive's answer;
+- **interchange (IIT)**: the high-level model of a task is its stages: the answer needs every
+  role's variable, and the last role's variable *is* the answer. So (a) replacing every circuit
+  head's ``hook_z`` by its value on the paired negative, or the mean over negatives of the same
+  template, must give the negative's output, and (b) replacing the last role's ``hook_z`` by its
+  value on another positive of the same template must give that positive's answer;
 - **strictness (SIIT)**: replacing every head *outside* the circuit by its value on the paired
   negative, on another prompt of the same template, or by the negatives' mean must leave the
   output unchanged.
@@ -35,6 +34,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from saekit._io import write_json
+from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.toy import toy_pairs
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
@@ -43,34 +43,50 @@ from saekit.zoo.train import (
     TrainingBatch, _learning_rate, _step_seed, induction_warmup_batch, save_toy_model, training_batch,
 )
 
-#: Each task's roles in the order information flows through them (one head each).
-CIRCUIT_ROLES: dict[str, tuple[str, ...]] = {
-    "ioi": ("duplicate-token", "s-inhibition", "name-mover"),
-    "greater-than": ("year-reader", "comparator"),
-    "docstring": ("previous-token", "argument-mover"),
-    "induction": ("previous-token", "induction"),
+#: Each task's roles (one head each) in stages, in the order information flows through them: the
+#: first stage reads the task's words, each later stage what the stage before it wrote.
+CIRCUIT_ROLES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ioi": (("duplicate-token",), ("s-inhibition",), ("name-mover",)),
+    "greater-than": (("year-reader",), ("comparator",)),
+    "docstring": (("previous-argument", "parameter-mover"), ("argument-mover",)),
+    "induction": (("previous-token",), ("induction",)),
 }
+
+
+def role_names(task: str) -> list[str]:
+    """The roles of ``task``'s circuit, stage by stage (the order of its heads everywhere)."""
+    return [role for stage in CIRCUIT_ROLES[task] for role in stage]
+
 
 Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
 
 
 def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None = None) -> Circuits:
-    """Place every task's roles on heads: increasing layers along each chain, no head shared.
-    Tasks in ``fixed`` keep the heads given there; the others are drawn around them."""
+    """Place every task's roles on heads: stage k of a task in layer k, each role on a head
+    drawn per seed, no head shared. Tasks in ``fixed`` keep the heads given there; the others
+    are drawn around them.
+
+    The first stage reads the task's words from the token embeddings, each later stage what the
+    stage before it wrote. Under strictness every other head writes another prompt's values into
+    the residual stream, and a role placed higher reads its input under all of them: with the
+    first stage in layer 2 greater-than was never learned, with the induction head in layer 3
+    its pair carried nothing, in layer 1 it carried the task (docs/testbed.md)."""
+    deepest = max(len(stages) for stages in CIRCUIT_ROLES.values())
+    if n_layers < deepest:
+        raise SaekitError(f"A test-bed needs at least {deepest} layers (one per stage of the deepest circuit), got {n_layers}.")
     rng = np.random.default_rng([seed, 7])
     fixed = fixed or {}
     taken = {(layer, head) for heads in fixed.values() for layer, head, _ in heads}
     circuits: Circuits = {task: list(heads) for task, heads in fixed.items()}
     for task in [task for task in TASK_NAMES if task not in fixed]:
-        roles = CIRCUIT_ROLES[task]
-        layers = sorted(rng.choice(n_layers, size=len(roles), replace=False))
         drawn = []
-        for layer, role in zip(layers, roles):
-            free = [h for h in range(n_heads) if (layer, h) not in taken]
-            head = int(rng.choice(free))
-            taken.add((int(layer), head))
-            drawn.append((int(layer), head, role))
+        for layer, stage in enumerate(CIRCUIT_ROLES[task]):
+            for role in stage:
+                free = [h for h in range(n_heads) if (layer, h) not in taken]
+                head = int(rng.choice(free))
+                taken.add((layer, head))
+                drawn.append((layer, head, role))
         circuits[task] = drawn
     return {task: circuits[task] for task in TASK_NAMES}
 
@@ -100,6 +116,11 @@ class TestbedConfig:
     pairs_per_task: int = 12
     """Task pairs per task per step (each gives a positive and a negative)."""
     iit_weight: float = 1.0
+    iit_negative_share: float = 0.5
+    """Share of interchange rows that take every circuit head from the negative side (the
+    others take the last role from another positive). Swapping a single upstream role from the
+    negative is not trained: on greater-than alone it kept the task from being learned at all
+    (docs/testbed.md)."""
     strict_weight: float = 1.0
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
@@ -130,14 +151,11 @@ def copy_head_scores(
 
 
 def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> list[tuple[int, int, str]]:
-    """The induction task's roles on the heads that already do them: the head with the highest
-    induction score (not in layer 0), and the highest previous-token score in a layer below it."""
+    """The induction task's roles on the heads that already do them, in the layers of its stages
+    (`draw_circuits`): the highest previous-token score in layer 0, the highest induction score
+    in layer 1."""
     previous, induction = copy_head_scores(model, tokens)
-    induction[0] = -1.0
-    layer, head = divmod(int(induction.argmax()), model.cfg.n_heads)
-    previous = previous[:layer]
-    before_layer, before_head = divmod(int(previous.argmax()), model.cfg.n_heads)
-    return [(before_layer, before_head, "previous-token"), (layer, head, "induction")]
+    return [(0, int(previous[0].argmax()), "previous-token"), (1, int(induction[1].argmax()), "induction")]
 
 
 def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents: int = 64) -> Circuits:
@@ -176,6 +194,7 @@ def task_losses(
     template_keys: Int[Tensor, " n_pairs"],
     circuit: list[tuple[int, int, str]],
     generator: torch.Generator,
+    negative_share: float = 0.5,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -198,11 +217,10 @@ def task_losses(
     last_layer, last_head, _ = circuit[-1]
 
     # Strict rows: every non-circuit head from the paired negative, a same-template row, or the mean.
-    # IIT rows: (a) one circuit head or all of them from the negative side -> the negative's output;
+    # IIT rows: (a) all circuit heads from the negative side -> the negative's output;
     # (b) the last role from another positive -> that positive's output.
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
-    iit_follows_partner = (torch.rand(n_pairs, generator=generator) < 0.5) & has_partner
-    iit_head = torch.randint(len(circuit) + 1, (n_pairs,), generator=generator)  # == len: all circuit heads
+    iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
     patches = []
     for layer in range(n_layers):
@@ -215,15 +233,9 @@ def task_losses(
 
         negative_side = torch.where(iit_mean[:, None, None, None], z_neg_mean, z_neg)
         iit_z = torch.where(iit_follows_partner[:, None, None, None], z_pos[partner], negative_side)
-        chosen = torch.zeros(n_pairs, n_heads, dtype=torch.bool)
-        for index, (l, h, _) in enumerate(circuit):
-            if l == layer:
-                chosen[:, h] = (iit_head == index) | (iit_head == len(circuit))
+        chosen = in_circuit[layer].expand(n_pairs, n_heads) & ~iit_follows_partner[:, None]
         if layer == last_layer:
-            chosen[iit_follows_partner] = False
             chosen[iit_follows_partner, last_head] = True
-        else:
-            chosen[iit_follows_partner] = False
         patches.append(ZPatch(torch.cat([strict_z, iit_z]), torch.cat([strict_heads, chosen])))
 
     tokens = batch.tokens[positive_rows].repeat(2, 1)
@@ -271,7 +283,7 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
             log(f"step {step}: circuits {circuits}")
         if step >= tasks_start:
             parts = [
-                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator)
+                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator, config.iit_negative_share)
                 for i, task in enumerate(TASK_NAMES)
             ]
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
