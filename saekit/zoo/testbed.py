@@ -194,7 +194,7 @@ def task_losses(
     template_keys: Int[Tensor, " n_pairs"],
     circuit: list[tuple[int, int, str]],
     generator: torch.Generator,
-    negative_share: float = 0.5,
+    negative_share: float = TestbedConfig.iit_negative_share,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
