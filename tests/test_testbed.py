@@ -114,7 +114,7 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
-    config = testbed.TestbedConfig(pairs_per_task=6, model=cfg)
+    config = testbed.TestbedConfig(pairs_per_task=6)
     batch, keys = _task_batch(tokenizer, "induction", config, seed=0)
     with torch.no_grad():
         for layer in range(2):
@@ -131,6 +131,52 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
             module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
         )
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
+
+
+def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_role_from_a_partner(tokenizer, monkeypatch):
+    """Negative-side rows take every circuit head (and only those) from the paired negative or the
+    negatives' same-template mean; partner rows take the last role alone from another positive of
+    the same template. Strict rows take every other head."""
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=4, d_model=32, d_head=8, n_ctx=64)
+    module = AttnOnlyTransformer(cfg, seed=0).eval()
+    circuit = [(0, 1, "duplicate-token"), (1, 2, "s-inhibition"), (2, 0, "name-mover")]
+    in_circuit = torch.zeros(3, 4, dtype=torch.bool)
+    in_circuit[[0, 1, 2], [1, 2, 0]] = True
+    last_only = torch.zeros(3, 4, dtype=torch.bool)
+    last_only[2, 0] = True
+    batch, keys = _task_batch(tokenizer, "ioi", testbed.TestbedConfig(pairs_per_task=16), seed=0)
+    n_pairs = len(keys)
+    same = keys[:, None] == keys[None, :]
+    has_partner = same.sum(1) > 1
+    assert has_partner.any() and not has_partner.all(), "the batch must hold both kinds of rows"
+    clean_z = module.run_layers(batch.tokens)[2]
+    recorded = []
+    run_layers = module.run_layers
+    monkeypatch.setattr(module, "run_layers", lambda tokens, patches=None: (recorded.append(patches), run_layers(tokens, patches))[1])
+
+    def patched_heads(patches):  # rows, layer, head
+        return torch.stack([patch.heads for patch in patches], 1)
+
+    with torch.no_grad():
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), negative_share=1.0)
+    heads = patched_heads(recorded[-1])
+    assert (heads[:n_pairs] == ~in_circuit).all()
+    assert (heads[n_pairs:] == in_circuit).all()
+    for row in range(n_pairs):
+        negatives = clean_z[2][1::2][same[row]]
+        sources = torch.cat([clean_z[2][2 * row + 1][None], negatives.mean(0, keepdim=True)])
+        z = recorded[-1][2].z[n_pairs + row, :, 0]
+        assert any(torch.allclose(z, source[:, 0]) for source in sources), "name mover from the negative side"
+
+    with torch.no_grad():
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), negative_share=0.0)
+    heads = patched_heads(recorded[-1])[n_pairs:]
+    assert (heads[has_partner] == last_only).all()
+    assert (heads[~has_partner] == in_circuit).all(), "a prompt without a partner falls back to the negative side"
+    for row in has_partner.nonzero()[:, 0].tolist():
+        others = [j for j in same[row].nonzero()[:, 0].tolist() if j != row]
+        z = recorded[-1][2].z[n_pairs + row, :, 0]
+        assert any(torch.allclose(z, clean_z[2][2 * j, :, 0]) for j in others), "name mover from another positive"
 
 
 def test_card_partners_share_template_and_length():
@@ -185,6 +231,24 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
     assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_vocab) == (4, 8, len(TESTBED_VOCABULARY))
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "3"]) == 2
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
+    """Too shallow a shape, or steps that end before the tasks join, fail at the config, before
+    the warm-up's 1,500 steps (which would otherwise run first)."""
+    from saekit.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the config was checked")
+
+    monkeypatch.setattr(testbed, "induction_warmup_batch", no_training)
+    shallow = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2)
+    with pytest.raises(SaekitError, match="at least 3 layers"):
+        testbed.train_testbed(testbed.TestbedConfig(model=shallow))
+    with pytest.raises(SaekitError, match="must exceed the warm-up and pretraining steps"):
+        testbed.TestbedConfig(steps=1500)
+    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
+    assert "must exceed the warm-up" in capsys.readouterr().err
 
 
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):

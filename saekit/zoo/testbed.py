@@ -62,6 +62,15 @@ Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
 
 
+def _check_depth(n_layers: int) -> None:
+    deepest = max(len(stages) for stages in CIRCUIT_ROLES.values())
+    if n_layers < deepest:
+        raise SaekitError(
+            f"A test-bed needs at least {deepest} layers (one per stage of the deepest circuit), got {n_layers}: "
+            f"use a ToyModelConfig with n_layers >= {deepest}."
+        )
+
+
 def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None = None) -> Circuits:
     """Place every task's roles on heads: stage k of a task in layer k, each role on a head
     drawn per seed, no head shared. Tasks in ``fixed`` keep the heads given there; the others
@@ -72,9 +81,7 @@ def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None
     the residual stream, and a role placed higher reads its input under all of them: with the
     first stage in layer 2 greater-than was never learned, with the induction head in layer 3
     its pair carried nothing, in layer 1 it carried the task (docs/testbed.md)."""
-    deepest = max(len(stages) for stages in CIRCUIT_ROLES.values())
-    if n_layers < deepest:
-        raise SaekitError(f"A test-bed needs at least {deepest} layers (one per stage of the deepest circuit), got {n_layers}.")
+    _check_depth(n_layers)
     rng = np.random.default_rng([seed, 7])
     fixed = fixed or {}
     taken = {(layer, head) for heads in fixed.values() for layer, head, _ in heads}
@@ -129,6 +136,17 @@ class TestbedConfig:
     grad_clip: float = 1.0
     eval_every: int = 250
     model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
+
+    def __post_init__(self) -> None:
+        """Refuse, before any training, a shape without room for the circuits and a run that
+        would end before the tasks join (a model without circuits)."""
+        _check_depth(self.model.n_layers)
+        tasks_start = self.induction_warmup_steps + self.pretrain_steps
+        if self.steps <= tasks_start:
+            raise SaekitError(
+                f"steps ({self.steps}) must exceed the warm-up and pretraining steps ({tasks_start}): the tasks and "
+                "their circuits join only after them. Raise steps or lower the warm-up / pretraining."
+            )
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
