@@ -344,3 +344,15 @@ def test_fixed_roles_are_kept_and_the_other_circuits_drawn_around_them():
     heads = [(l, h) for placed in circuits.values() for l, h, _ in placed]
     assert len(set(heads)) == len(heads)
     assert draw_circuits(4, 8, seed=0, fixed=fixed) == circuits
+
+
+def test_learning_rate_falls_to_zero_over_the_cooldown_only():
+    config = testbed.TestbedConfig(steps=2000, cooldown_steps=400)
+    rate = [testbed._testbed_learning_rate(config, step) for step in range(2000)]
+    assert rate[149] == rate[1600] == config.lr, "warm-up done, cooldown not begun"
+    assert rate[1601] < config.lr and rate[-1] == pytest.approx(config.lr / 400)
+    assert all(later < earlier for earlier, later in zip(rate[1600:], rate[1601:]))
+    constant = testbed.TestbedConfig(steps=2000, cooldown_steps=0)
+    assert testbed._testbed_learning_rate(constant, 1999) == config.lr
+    with pytest.raises(SaekitError, match="cooldown_steps"):
+        testbed.TestbedConfig(cooldown_steps=-1)

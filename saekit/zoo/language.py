@@ -8,7 +8,8 @@ own, as they do in natural text:
 - **narrative** sentences about a few recurring names, places and objects (duplicate tokens,
   previous-token context, "X gave the Y to Z");
 - **number** sentences with years in increasing order (number order);
-- **code** blocks: ``def`` lines whose arguments recur in assignments and docstrings;
+- **code** blocks: ``def`` lines whose arguments recur in assignments, and ``def`` lines whose
+  docstring documents a run of their arguments in order (what the docstring task asks for);
 - **repeats** of an earlier stretch of the same document (copying, induction), and whole
   **copy documents**: a random word sequence, then stretches of it from random starts until the
   document is full, where a word inside a stretch is predictable by induction alone;
@@ -64,7 +65,9 @@ COPY_DOCUMENTS = 0.25
 #: Length range of a copy document's sequence.
 COPY_LENGTHS = (4, 12)
 #: Relative frequency of each kind of sentence in a document.
-SENTENCE_KINDS: dict[str, float] = {"narrative": 0.3, "numbers": 0.15, "code": 0.15, "repeat": 0.2, "task": 0.2}
+SENTENCE_KINDS: dict[str, float] = {
+    "narrative": 0.3, "numbers": 0.15, "code": 0.15, "docstring": 0.15, "repeat": 0.2, "task": 0.2,
+}
 
 
 class _Lexicon:
@@ -141,6 +144,16 @@ def _code(rng: np.random.Generator, topic: _Topic, words: list[str]) -> list[str
     return f"def {function} ( self , {' , '.join(args)} ) : {body[rng.integers(len(body))]}".split()
 
 
+def _docstring(rng: np.random.Generator, topic: _Topic, words: list[str]) -> list[str]:
+    """A ``def`` whose docstring documents a run of its arguments in signature order, as the
+    docstring task's prompts do: the next ``:param`` name is the argument after the last one."""
+    function = topic.pick(rng, "function")[0]
+    args = topic.pick(rng, "argument", int(rng.integers(3, 6)))
+    first = int(rng.integers(len(args) - 1))
+    params = " ".join(f":param {arg} : {' '.join(topic.pick(rng, 'description', 2))}" for arg in args[first:])
+    return f'def {function} ( self , {" , ".join(args)} ) : """ {params}'.split()
+
+
 def _repeat(rng: np.random.Generator, topic: _Topic, words: list[str]) -> list[str]:
     """A copy of an earlier stretch of the document (3 to 10 words), or a narrative at its start."""
     if len(words) < 4:
@@ -159,7 +172,8 @@ def _task(rng: np.random.Generator, topic: _Topic, words: list[str]) -> list[str
 
 
 _SENTENCE_MAKERS: dict[str, Callable[[np.random.Generator, _Topic, list[str]], list[str]]] = {
-    "narrative": _narrative, "numbers": _numbers, "code": _code, "repeat": _repeat, "task": _task,
+    "narrative": _narrative, "numbers": _numbers, "code": _code, "docstring": _docstring, "repeat": _repeat,
+    "task": _task,
 }
 
 

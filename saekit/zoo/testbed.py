@@ -133,6 +133,10 @@ class TestbedConfig:
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 150
+    cooldown_steps: int = 1500
+    """Last steps, over which the learning rate falls linearly to zero (0: constant to the end).
+    At seed 0 it raised accuracy on every task (greater-than 0.70 -> 0.88) and nothing got worse
+    (docs/testbed.md)."""
     grad_clip: float = 1.0
     eval_every: int = 250
     model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
@@ -141,6 +145,8 @@ class TestbedConfig:
         """Refuse, before any training, a shape without room for the circuits and a run that
         would end before the tasks join (a model without circuits)."""
         _check_depth(self.model.n_layers)
+        if self.cooldown_steps < 0:
+            raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         tasks_start = self.induction_warmup_steps + self.pretrain_steps
         if self.steps <= tasks_start:
             raise SaekitError(
@@ -266,6 +272,13 @@ def task_losses(
     return behaviour, iit, strict
 
 
+def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
+    """The toy recipe's warm-up and constant rate, falling linearly to zero over the cooldown."""
+    if config.cooldown_steps == 0:
+        return _learning_rate(config, step)
+    return _learning_rate(config, step) * min(1.0, (config.steps - step) / config.cooldown_steps)
+
+
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple[TrainingBatch, Tensor]:
     batch = training_batch(tokenizer, task, config.pairs_per_task, seed, config.answer_smoothing.get(task, 0.0))
     pairs = toy_pairs(task, config.pairs_per_task, seed)
@@ -287,7 +300,7 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
     history = []
     for step in range(config.steps):
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step)
+            group["lr"] = _testbed_learning_rate(config, step)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         behaviour = iit = strict = torch.zeros(())
         if step < config.induction_warmup_steps:
