@@ -135,8 +135,7 @@ class TestbedConfig:
     warmup_steps: int = 150
     cooldown_steps: int = 1500
     """Last steps, over which the learning rate falls linearly to zero (0: constant to the end).
-    At seed 0 it raised accuracy on every task (greater-than 0.70 -> 0.88) and nothing got worse
-    (docs/testbed.md)."""
+    At seed 0 it raised accuracy on every task (greater-than 0.70 -> 0.88; docs/testbed.md)."""
     grad_clip: float = 1.0
     eval_every: int = 250
     model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
