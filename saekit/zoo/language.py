@@ -42,6 +42,7 @@ from saekit.tasks.toy import (
     PLACES,
     VOCABULARY,
     YEARS,
+    _docstring_prompt,
     toy_pairs,
 )
 
@@ -150,8 +151,8 @@ def _docstring(rng: np.random.Generator, topic: _Topic, words: list[str]) -> lis
     function = topic.pick(rng, "function")[0]
     args = topic.pick(rng, "argument", int(rng.integers(3, 6)))
     first = int(rng.integers(len(args) - 1))
-    params = " ".join(f":param {arg} : {' '.join(topic.pick(rng, 'description', 2))}" for arg in args[first:])
-    return f'def {function} ( self , {" , ".join(args)} ) : """ {params}'.split()
+    param_words = [word for _ in args[first:] for word in topic.pick(rng, "description", 2)]
+    return _docstring_prompt(function, args, args[first:], [], param_words).split()[:-1]  # no trailing :param
 
 
 def _repeat(rng: np.random.Generator, topic: _Topic, words: list[str]) -> list[str]:

@@ -146,12 +146,16 @@ class TestbedConfig:
         _check_depth(self.model.n_layers)
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
-        tasks_start = self.induction_warmup_steps + self.pretrain_steps
-        if self.steps <= tasks_start:
+        if self.steps <= self.tasks_start:
             raise SaekitError(
-                f"steps ({self.steps}) must exceed the warm-up and pretraining steps ({tasks_start}): the tasks and "
+                f"steps ({self.steps}) must exceed the warm-up and pretraining steps ({self.tasks_start}): the tasks and "
                 "their circuits join only after them. Raise steps or lower the warm-up / pretraining."
             )
+
+    @property
+    def tasks_start(self) -> int:
+        """The step at which the tasks, their circuits and the interchange losses join."""
+        return self.induction_warmup_steps + self.pretrain_steps
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
@@ -293,7 +297,6 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
 
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
     model = AttnOnlyTransformer(config.model, seed=config.seed)
-    tasks_start = config.induction_warmup_steps + config.pretrain_steps
     circuits: Circuits = {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = []
@@ -308,10 +311,10 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
         else:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
             generic = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
-        if step == tasks_start:
+        if step == config.tasks_start:
             circuits = place_circuits(model, tokenizer, config.seed)
             log(f"step {step}: circuits {circuits}")
-        if step >= tasks_start:
+        if step >= config.tasks_start:
             parts = [
                 task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator, config.iit_negative_share)
                 for i, task in enumerate(TASK_NAMES)
