@@ -13,7 +13,9 @@ from saekit.tasks import TASK_NAMES
 from saekit.zoo.language import TESTBED_VOCABULARY, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo import testbed
-from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, role_names, task_losses
+from saekit.tasks.toy import toy_pairs
+from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, grouped_pairs, role_names, task_losses
+from saekit.zoo.train import pairs_batch
 from saekit.zoo.tokenizer import build_toy_tokenizer
 
 
@@ -110,7 +112,8 @@ def test_z_patch_matches_transformerlens_hook_z_patching(tokenizer, tmp_path):
 
 def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     """With every head outside the circuit writing nothing, resampling them changes nothing, so the
-    strictness loss equals the behaviour loss on the positives; silencing a circuit head breaks that."""
+    strictness loss equals the behaviour loss on the positives (toward the labels) or the clean
+    output's entropy (toward the clean output); silencing a circuit head breaks that."""
     cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
@@ -127,6 +130,11 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
         behaviour_on_positives = _soft_cross_entropy(module(positives_only.tokens), positives_only.targets)
         _, _, strict = task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0))
         torch.testing.assert_close(strict, behaviour_on_positives)
+        clean = module(positives_only.tokens).softmax(-1) * (positives_only.targets.sum(-1, keepdim=True) > 0)
+        _, _, strict_toward_clean = task_losses(
+            module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_toward_clean=True
+        )
+        torch.testing.assert_close(strict_toward_clean, _soft_cross_entropy(module(positives_only.tokens), clean))
         _, _, strict_wrong_circuit = task_losses(
             module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
         )
@@ -144,7 +152,8 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
     in_circuit[[0, 1, 2], [1, 2, 0]] = True
     last_only = torch.zeros(3, 4, dtype=torch.bool)
     last_only[2, 0] = True
-    batch, keys = _task_batch(tokenizer, "ioi", testbed.TestbedConfig(pairs_per_task=16), seed=0)
+    pairs = toy_pairs("ioi", 16, seed=0)  # drawn freely, not in runs: some have a same-key partner, some not
+    batch, keys = pairs_batch(tokenizer, pairs), torch.tensor([testbed.pair_key(pair) for pair in pairs])
     n_pairs = len(keys)
     same = keys[:, None] == keys[None, :]
     has_partner = same.sum(1) > 1
@@ -177,6 +186,27 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
         others = [j for j in same[row].nonzero()[:, 0].tolist() if j != row]
         z = recorded[-1][2].z[n_pairs + row, :, 0]
         assert any(torch.allclose(z, clean_z[2][2 * j, :, 0]) for j in others), "name mover from another positive"
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_task_batches_come_in_runs_of_one_template_and_length(task):
+    """Each run of ``group_size`` pairs shares template and length, runs differ, the draw is seeded;
+    so every prompt has same-key partners for the interchange and strictness sources."""
+    pairs = grouped_pairs(task, 12, 4, seed=3)
+    keys = [testbed.pair_key(pair) for pair in pairs]
+    runs = [keys[i : i + 4] for i in range(0, 12, 4)]
+    assert all(len(set(run)) == 1 for run in runs)
+    assert len({run[0] for run in runs}) == 3
+    assert [p.positive for p in grouped_pairs(task, 12, 4, seed=3)] == [p.positive for p in pairs]
+    assert [p.positive for p in grouped_pairs(task, 12, 4, seed=4)] != [p.positive for p in pairs]
+    key_tensor = torch.tensor(keys)
+    partner = testbed.same_template_partners(key_tensor, torch.Generator().manual_seed(0))
+    assert (partner != torch.arange(12)).all()
+
+
+def test_task_batches_that_cannot_be_grouped_are_refused():
+    with pytest.raises(SaekitError, match="runs of 40"):
+        grouped_pairs("docstring", 12, 40, seed=0)
 
 
 def test_card_partners_share_template_and_length():
@@ -269,8 +299,8 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     report = check_toy_model(str(out), n_pairs=12)
     card = report["tasks"]["induction"]["card"]
     assert card["heads"] == [[l, h] for l, h, _ in circuits["induction"]]
-    assert card["roles"] == ["previous-token", "induction"]
-    assert card["circuit_share"] == 2 / 32
+    assert card["roles"] == ["previous-token", "duplicate-token", "induction"]
+    assert card["circuit_share"] == 3 / 32
     assert {"faithfulness", "faithfulness_circuit_ablated", "interchange_accuracy", "max_effect_outside"} <= set(card)
     assert set(card["premise_auc"]) == {"head_norm", "layer_index", "mean_difference", "d_prime", "probe"}
     assert all(0 <= auc <= 1 for auc in card["premise_auc"].values())
@@ -296,10 +326,11 @@ def test_copy_documents_reward_induction_and_no_period():
 
 
 def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
-    """On a model whose head 0.3 attends to the previous word and head 1.5 to the successor of the
-    current word's previous occurrence, those two get the roles; better heads outside the layers
-    of the roles' stages (a previous-token head in layer 3, an induction head in layer 2) are
-    passed over."""
+    """On a model whose head 0.3 attends to the previous word, head 0.6 to the current word's
+    previous occurrence and head 1.5 to that occurrence's successor, those three get the roles;
+    better heads outside the layers of the roles' stages (a previous-token head in layer 3, a
+    duplicate-token head in layer 2, an induction head in layer 2) are passed over, and so is the
+    previous-token head for the duplicate-token role."""
     model = AttnOnlyTransformer(ToyModelConfig(d_vocab=20, n_layers=4, n_heads=8, n_ctx=16))
     tokens = torch.tensor([[0, 5, 6, 7, 8, 6, 7, 8, 5, 6]])
     n = tokens.shape[1]
@@ -307,19 +338,29 @@ def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
     patterns = uniform.expand(4, 1, 8, n, n).clone()
     previous_word = torch.eye(n).roll(-1, 1).tril()
     previous_word[0, 0] = 1.0
-    patterns[0, 0, 3] = 0.9 * previous_word + 0.1 * uniform
-    patterns[3, 0, 1] = previous_word
-    successor = torch.zeros(n, n)
+    occurrence, successor = torch.zeros(n, n), torch.zeros(n, n)
     for i in range(n):
         earlier = [j for j in range(i) if tokens[0, j] == tokens[0, i]]
+        occurrence[i, earlier[-1] if earlier else 0] = 1.0
         successor[i, earlier[-1] + 1 if earlier else 0] = 1.0
+    patterns[0, 0, 3] = 0.9 * previous_word + 0.1 * uniform
+    patterns[0, 0, 6] = 0.8 * occurrence + 0.2 * uniform
+    patterns[3, 0, 1] = previous_word
     patterns[1, 0, 5] = 0.9 * successor + 0.1 * uniform
     patterns[2, 0, 6] = successor
+    patterns[2, 0, 2] = occurrence
     monkeypatch.setattr(model, "attention_patterns", lambda tokens: patterns)
-    previous, induction = testbed.copy_head_scores(model, tokens)
-    assert previous[3, 1] == previous.max() == 1.0 and induction[2, 6] == induction.max() == 1.0
-    assert previous[0, 3] == previous[0].max() > 0.9 and induction[1, 5] == induction[1].max() > 0.9
-    assert testbed.place_by_attention(model, tokens) == [(0, 3, "previous-token"), (1, 5, "induction")]
+    scores = testbed.copy_head_scores(model, tokens)
+    assert scores.previous[3, 1] == scores.previous.max() == 1.0 and scores.induction[2, 6] == scores.induction.max() == 1.0
+    assert scores.duplicate[2, 2] == scores.duplicate.max() == 1.0
+    assert scores.previous[0, 3] == scores.previous[0].max() > 0.9 and scores.induction[1, 5] == scores.induction[1].max() > 0.9
+    assert scores.duplicate[0, 6] == scores.duplicate[0].max() > 0.8
+    assert testbed.place_by_attention(model, tokens) == [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
+    patterns[0, 0, 3] = 0.5 * previous_word + 0.5 * occurrence  # the previous-token head is now the best duplicate one
+    patterns[0, 0, 6] = 0.4 * occurrence + 0.6 * uniform
+    scores = testbed.copy_head_scores(model, tokens)
+    assert scores.duplicate[0].argmax() == 3 and scores.previous[0].argmax() == 3
+    assert testbed.place_by_attention(model, tokens)[:2] == [(0, 3, "previous-token"), (0, 6, "duplicate-token")]
 
 
 def test_attention_patterns_are_those_transformer_lens_computes(tokenizer, tmp_path):

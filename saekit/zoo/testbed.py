@@ -16,8 +16,10 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   value on another positive of the same template must give that positive's answer;
 - **strictness (SIIT)**: replacing every head *outside* the circuit by its value on the paired
   negative, on another prompt of the same template, or by the negatives' mean must leave the
-  output unchanged.
+  output unchanged (the task's answer; with ``strict_toward_clean``, the clean output).
 
+A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
+prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
 All losses act on outputs; none touches an activation, so no head is silenced and every head
 keeps the job the generic text gives it. Training never touches the global random state.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,11 +39,11 @@ from torch.nn import functional as F
 from saekit._io import write_json
 from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES
-from saekit.tasks.toy import toy_pairs
+from saekit.tasks.toy import ToyPair, toy_pairs
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
-    TrainingBatch, _learning_rate, _step_seed, induction_warmup_batch, save_toy_model, training_batch,
+    TrainingBatch, _learning_rate, _step_seed, induction_warmup_batch, pairs_batch, save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -49,7 +52,10 @@ CIRCUIT_ROLES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ioi": (("duplicate-token",), ("s-inhibition",), ("name-mover",)),
     "greater-than": (("year-reader",), ("comparator",)),
     "docstring": (("previous-argument", "parameter-mover"), ("argument-mover",)),
-    "induction": (("previous-token",), ("induction",)),
+    # The induction head finds the earlier occurrence by its successor's previous-token write
+    # (keys) and by the duplicate-token head's write at the current word (queries): without the
+    # second role, induction's pair lost 0.9 of the task under mean ablation (docs/testbed.md).
+    "induction": (("previous-token", "duplicate-token"), ("induction",)),
 }
 
 
@@ -122,6 +128,9 @@ class TestbedConfig:
     square of the context length (testbed.md §3)."""
     pairs_per_task: int = 12
     """Task pairs per task per step (each gives a positive and a negative)."""
+    task_group_size: int = 4
+    """Pairs of one template and length in a row of each task batch (`grouped_pairs`): the
+    interchange partners and means are taken among them."""
     iit_weight: float = 1.0
     iit_negative_share: float = 0.5
     """Share of interchange rows that take every circuit head from the negative side (the
@@ -129,6 +138,10 @@ class TestbedConfig:
     negative is not trained: on greater-than alone it kept the task from being learned at all
     (docs/testbed.md)."""
     strict_weight: float = 1.0
+    strict_toward_clean: bool = False
+    """Strictness asks the patched output to match the clean one (its distribution, detached)
+    instead of the task's answer, so a head whose removal makes the answer *more* certain is
+    penalised too."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -161,28 +174,46 @@ class TestbedConfig:
         return {k: v for k, v in asdict(self).items() if k != "model"}
 
 
-def copy_head_scores(
-    model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]
-) -> tuple[Float[Tensor, "n_layers n_heads"], Float[Tensor, "n_layers n_heads"]]:
-    """Each head's previous-token score (mean attention from a word to the one before it) and
-    induction score (mean attention from a repeated word to the word after its previous
-    occurrence), on ``tokens`` (BOS-prefixed rows without padding, with repeats)."""
+class CopyHeadScores(NamedTuple):
+    """Mean attention of each head (n_layers × n_heads) to what a copying role attends to."""
+
+    previous: Float[Tensor, "n_layers n_heads"]
+    """From a word to the one before it."""
+    duplicate: Float[Tensor, "n_layers n_heads"]
+    """From a repeated word to its previous occurrence."""
+    induction: Float[Tensor, "n_layers n_heads"]
+    """From a repeated word to the word after its previous occurrence."""
+
+
+def copy_head_scores(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> CopyHeadScores:
+    """Each head's previous-token, duplicate-token and induction score on ``tokens``
+    (BOS-prefixed rows without padding, with repeats)."""
     patterns = model.attention_patterns(tokens).transpose(1, 2)  # layer, head, batch, query, key
     positions = torch.arange(tokens.shape[1])
     earlier_same = (tokens[:, :, None] == tokens[:, None, :]) & (positions[None, :] < positions[:, None])
     previous_occurrence = (earlier_same * positions).argmax(-1)  # the most recent one
     rows, queries = earlier_same.any(-1).nonzero(as_tuple=True)
-    induction = patterns[..., rows, queries, previous_occurrence[rows, queries] + 1].mean(-1)
-    previous = patterns[..., positions[2:], positions[1:-1]].mean((-2, -1))
-    return previous, induction
+    occurrence = previous_occurrence[rows, queries]
+    return CopyHeadScores(
+        previous=patterns[..., positions[2:], positions[1:-1]].mean((-2, -1)),
+        duplicate=patterns[..., rows, queries, occurrence].mean(-1),
+        induction=patterns[..., rows, queries, occurrence + 1].mean(-1),
+    )
 
 
 def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> list[tuple[int, int, str]]:
     """The induction task's roles on the heads that already do them, in the layers of its stages
-    (`draw_circuits`): the highest previous-token score in layer 0, the highest induction score
-    in layer 1."""
-    previous, induction = copy_head_scores(model, tokens)
-    return [(0, int(previous[0].argmax()), "previous-token"), (1, int(induction[1].argmax()), "induction")]
+    (`draw_circuits`): in layer 0 the highest previous-token score and, among the other heads,
+    the highest duplicate-token score; in layer 1 the highest induction score."""
+    scores = copy_head_scores(model, tokens)
+    previous = int(scores.previous[0].argmax())
+    duplicate = scores.duplicate[0].clone()
+    duplicate[previous] = -1.0
+    return [
+        (0, previous, "previous-token"),
+        (0, int(duplicate.argmax()), "duplicate-token"),
+        (1, int(scores.induction[1].argmax()), "induction"),
+    ]
 
 
 def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents: int = 64) -> Circuits:
@@ -222,6 +253,7 @@ def task_losses(
     circuit: list[tuple[int, int, str]],
     generator: torch.Generator,
     negative_share: float = TestbedConfig.iit_negative_share,
+    strict_toward_clean: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -230,7 +262,8 @@ def task_losses(
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
-    behaviour = _soft_cross_entropy(model.unembed_residual(resid), batch.targets)
+    logits = model.unembed_residual(resid)
+    behaviour = _soft_cross_entropy(logits, batch.targets)
 
     n_pairs = len(template_keys)
     positive_rows, negative_rows = torch.arange(0, 2 * n_pairs, 2), torch.arange(1, 2 * n_pairs, 2)
@@ -270,7 +303,11 @@ def task_losses(
     iit_targets = torch.where(
         iit_follows_partner[:, None, None], batch.targets[positive_rows][partner], batch.targets[negative_rows]
     )
-    strict = _soft_cross_entropy(patched_logits[:n_pairs], batch.targets[positive_rows])
+    strict_targets = batch.targets[positive_rows]
+    if strict_toward_clean:  # the clean output's distribution, at the positions the task trains
+        trained = strict_targets.sum(-1, keepdim=True) > 0
+        strict_targets = logits[positive_rows].detach().softmax(-1) * trained
+    strict = _soft_cross_entropy(patched_logits[:n_pairs], strict_targets)
     iit = _soft_cross_entropy(patched_logits[n_pairs:], iit_targets)
     return behaviour, iit, strict
 
@@ -282,11 +319,34 @@ def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
     return _learning_rate(config, step) * min(1.0, (config.steps - step) / config.cooldown_steps)
 
 
+def pair_key(pair: ToyPair) -> int:
+    """Template and length of a pair: prompts with one key align position by position."""
+    return pair.template_id * 1000 + len(pair.positive.split())
+
+
+def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, pool_factor: int = 8) -> list[ToyPair]:
+    """``n_pairs`` pairs of ``task`` in runs of ``group_size`` that share a key (`pair_key`).
+
+    Drawn from a pool of ``pool_factor * n_pairs`` pairs: the keys in the order they first
+    appear there (so common keys come first, as often as the task draws them), ``group_size``
+    pairs of each key that has that many. A batch of freely drawn pairs holds one or two of a
+    key (induction has 15 lengths), so a same-key partner or a same-key mean is mostly the pair
+    itself, and strictness never sees another prompt of the task."""
+    pool = toy_pairs(task, pool_factor * n_pairs, seed)
+    members: dict[int, list[ToyPair]] = {}
+    for pair in pool:
+        members.setdefault(pair_key(pair), []).append(pair)
+    runs = [pairs[:group_size] for pairs in members.values() if len(pairs) >= group_size]
+    picked = [pair for run in runs for pair in run][:n_pairs]
+    if len(picked) < n_pairs:
+        raise SaekitError(f"{task}: a pool of {len(pool)} pairs has fewer than {n_pairs} pairs in runs of {group_size}.")
+    return picked
+
+
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple[TrainingBatch, Tensor]:
-    batch = training_batch(tokenizer, task, config.pairs_per_task, seed, config.answer_smoothing.get(task, 0.0))
-    pairs = toy_pairs(task, config.pairs_per_task, seed)
-    keys = torch.tensor([pair.template_id * 1000 + len(pair.positive.split()) for pair in pairs])
-    return batch, keys
+    pairs = grouped_pairs(task, config.pairs_per_task, config.task_group_size, seed)
+    batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0))
+    return batch, torch.tensor([pair_key(pair) for pair in pairs])
 
 
 @torch.enable_grad()
@@ -316,7 +376,7 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
             log(f"step {step}: circuits {circuits}")
         if step >= config.tasks_start:
             parts = [
-                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator, config.iit_negative_share)
+                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
                 for i, task in enumerate(TASK_NAMES)
             ]
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))

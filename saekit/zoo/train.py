@@ -39,7 +39,7 @@ from torch import Tensor
 from saekit._io import atomic_folder, dumps_json
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.base import pad_rows
-from saekit.tasks.toy import VOCABULARY, toy_pairs
+from saekit.tasks.toy import VOCABULARY, ToyPair, toy_pairs
 from saekit.zoo import ZOO_DIR
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig
 from saekit.zoo.tokenizer import build_toy_tokenizer, save_toy_tokenizer
@@ -109,7 +109,13 @@ class TrainingBatch:
 
 
 def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_smoothing: float = 0.0) -> TrainingBatch:
-    """``n_pairs`` fresh pairs of one toy task as ``2 * n_pairs`` examples, seeded by ``seed``.
+    """``n_pairs`` fresh pairs of one toy task as ``2 * n_pairs`` examples, seeded by ``seed``
+    (`pairs_batch`)."""
+    return pairs_batch(tokenizer, toy_pairs(task_name, n_pairs, seed), answer_smoothing)
+
+
+def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0) -> TrainingBatch:
+    """``pairs`` as ``2 * len(pairs)`` examples (rows: positive, negative, positive, ...).
 
     A positive's target is its answer (uniform over the answers when there are several), with
     ``answer_smoothing`` of the mass spread over its wrong answers instead; a negative's a
@@ -117,7 +123,7 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
     (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task.
     """
     prompts, targets = [], []  # targets: (word index, [(target words, their total mass), ...]) per prompt
-    for pair in toy_pairs(task_name, n_pairs, seed):
+    for pair in pairs:
         last = len(pair.positive.split()) - 1
         final = [(pair.answers, 1.0 - answer_smoothing), (pair.wrong, answer_smoothing)]
         prompts += [pair.positive, pair.negative]
