@@ -54,7 +54,7 @@ CIRCUIT_ROLES: dict[str, tuple[tuple[str, ...], ...]] = {
     "docstring": (("previous-argument", "parameter-mover"), ("argument-mover",)),
     # The induction head finds the earlier occurrence by its successor's previous-token write
     # (keys) and by the duplicate-token head's write at the current word (queries): without the
-    # second role, induction's pair lost 0.9 of the task under mean ablation (docs/testbed.md).
+    # second role, induction's pair kept about 0.1 of the task under mean ablation (docs/testbed.md).
     "induction": (("previous-token", "duplicate-token"), ("induction",)),
 }
 
