@@ -204,9 +204,14 @@ def test_task_batches_come_in_runs_of_one_template_and_length(task):
     assert (partner != torch.arange(12)).all()
 
 
-def test_task_batches_that_cannot_be_grouped_are_refused():
-    with pytest.raises(SaekitError, match="runs of 40"):
-        grouped_pairs("docstring", 12, 40, seed=0)
+def test_task_batches_draw_more_pairs_until_a_run_fits():
+    """A run as large as the batch is found even where the first pool of 96 holds no 12 of one
+    length (induction at seed 13), and the pool's extension keeps the draws of a smaller one."""
+    run = grouped_pairs("induction", 12, 12, seed=13)
+    assert len({testbed.pair_key(pair) for pair in run}) == 1
+    assert toy_pairs("induction", 96, seed=13) == toy_pairs("induction", 192, seed=13)[:96]
+    with pytest.raises(SaekitError, match="task_group_size must be between 2"):
+        grouped_pairs("docstring", 12, 13, seed=0)
 
 
 def test_card_partners_share_template_and_length():
@@ -264,8 +269,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
-    """Too shallow a shape, or steps that end before the tasks join, fail at the config, before
-    the warm-up's 1,500 steps (which would otherwise run first)."""
+    """Too shallow a shape, steps that end before the tasks join, or task batches that cannot be
+    grouped fail at the config, before the warm-up's 1,500 steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):
@@ -277,6 +282,9 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.train_testbed(testbed.TestbedConfig(model=shallow))
     with pytest.raises(SaekitError, match="must exceed the warm-up and pretraining steps"):
         testbed.TestbedConfig(steps=1500)
+    for group_size in (1, 13):
+        with pytest.raises(SaekitError, match="task_group_size must be between 2"):
+            testbed.TestbedConfig(task_group_size=group_size)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 

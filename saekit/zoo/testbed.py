@@ -154,9 +154,11 @@ class TestbedConfig:
     model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
 
     def __post_init__(self) -> None:
-        """Refuse, before any training, a shape without room for the circuits and a run that
-        would end before the tasks join (a model without circuits)."""
+        """Refuse, before any training, a shape without room for the circuits, a run that would
+        end before the tasks join (a model without circuits) and task batches that cannot come
+        in runs of ``task_group_size``."""
         _check_depth(self.model.n_layers)
+        _check_group_size(self.task_group_size, self.pairs_per_task)
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.tasks_start:
@@ -324,23 +326,32 @@ def pair_key(pair: ToyPair) -> int:
     return pair.template_id * 1000 + len(pair.positive.split())
 
 
-def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, pool_factor: int = 8) -> list[ToyPair]:
+def _check_group_size(group_size: int, n_pairs: int) -> None:
+    if not 2 <= group_size <= n_pairs:
+        raise SaekitError(
+            f"task_group_size must be between 2 (a prompt and another of its template) and pairs_per_task "
+            f"({n_pairs}), got {group_size}."
+        )
+
+
+def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[ToyPair]:
     """``n_pairs`` pairs of ``task`` in runs of ``group_size`` that share a key (`pair_key`).
 
-    Drawn from a pool of ``pool_factor * n_pairs`` pairs: the keys in the order they first
-    appear there (so common keys come first, as often as the task draws them), ``group_size``
-    pairs of each key that has that many. A batch of freely drawn pairs holds one or two of a
-    key (induction has 15 lengths), so a same-key partner or a same-key mean is mostly the pair
-    itself, and strictness never sees another prompt of the task."""
-    pool = toy_pairs(task, pool_factor * n_pairs, seed)
-    members: dict[int, list[ToyPair]] = {}
-    for pair in pool:
-        members.setdefault(pair_key(pair), []).append(pair)
-    runs = [pairs[:group_size] for pairs in members.values() if len(pairs) >= group_size]
-    picked = [pair for run in runs for pair in run][:n_pairs]
-    if len(picked) < n_pairs:
-        raise SaekitError(f"{task}: a pool of {len(pool)} pairs has fewer than {n_pairs} pairs in runs of {group_size}.")
-    return picked
+    Drawn from a pool of seeded pairs (8 × ``n_pairs``, doubled until it holds enough runs): the
+    keys in the order they first appear there (so common keys come first, as often as the task
+    draws them), ``group_size`` pairs of each key that has that many. A batch of freely drawn
+    pairs holds one or two of a key (induction has 15 lengths), so a same-key partner or a
+    same-key mean is mostly the pair itself, and strictness rarely sees another prompt of the task."""
+    _check_group_size(group_size, n_pairs)
+    pool_size = 8 * n_pairs
+    while True:
+        members: dict[int, list[ToyPair]] = {}
+        for pair in toy_pairs(task, pool_size, seed):  # a longer pool extends the shorter one
+            members.setdefault(pair_key(pair), []).append(pair)
+        picked = [pair for pairs in members.values() if len(pairs) >= group_size for pair in pairs[:group_size]]
+        if len(picked) >= n_pairs:
+            return picked[:n_pairs]
+        pool_size *= 2
 
 
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple[TrainingBatch, Tensor]:
