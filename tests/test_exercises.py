@@ -237,6 +237,15 @@ WRONG_ANSWERS = {
         ("standard deviations pooled", lambda p, n: (p.mean(0) - n.mean(0)).norm()
          / ((p.var(0, correction=0).sum().sqrt() + n.var(0, correction=0).sum().sqrt()) / 2), "standard deviations"),
     ],
+    checks.supervised_features: [
+        ("class means", lambda x, v: torch.stack([x[v == u].mean(0) for u in v.unique()]), "class means"),
+        ("centred on the class means' mean", lambda x, v: (lambda m: m - m.mean(0))(
+            torch.stack([x[v == u].mean(0) for u in v.unique()])), "mean of the class means"),
+        ("sums over n", lambda x, v: torch.stack([x[v == u].sum(0) for u in v.unique()]) / len(x) - x.mean(0), "own count"),
+        ("values in order of appearance", lambda x, v: torch.stack(
+            [x[v == u].mean(0) for u in dict.fromkeys(v.tolist())]) - x.mean(0), "sorted order"),
+        ("one row per prompt", lambda x, v: x - x.mean(0), "expected shape"),
+    ],
 }
 WRONG = [(check, *wrong) for check, answers in WRONG_ANSWERS.items() for wrong in answers]
 

@@ -473,3 +473,35 @@ def head_d_prime(fn: Callable[[Tensor, Tensor], Any]) -> None:
         f"{name}: expected {want:.4f}, got {got:.4f}. μ is each class's mean vector (mean over dim 0); tr Σ "
         "is var(0, correction=0).sum() of a class."
     )
+
+
+def supervised_features(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """``fn(vectors [n, d], labels [n])`` → [n_values, d]: per value (sorted), its mean vector minus the overall mean."""
+    from saekit.supervised import fit_supervised_dictionary
+
+    name = "supervised_features"
+    rng = _rng()
+    # unequal counts per value (an unweighted mean of the class means differs from the overall
+    # mean), labels that are neither 0..k-1 nor sorted, an offset every feature must lose
+    labels = torch.tensor([7, 7, 7, 7, 7, 2, 2, 11, 7, 2])
+    vectors = torch.randn(10, 3, generator=rng) + torch.tensor([5.0, -1.0, 2.0])
+    got = _tensor(name, _call(name, fn, vectors.clone(), labels.clone()), (3, 3))
+    want = fit_supervised_dictionary(vectors[:, None], {"v": labels}).features["v"][:, 0]
+    class_means = torch.stack([vectors[labels == value].mean(0) for value in (2, 7, 11)])
+    if torch.allclose(got, class_means, atol=1e-5):
+        raise ExerciseFailed(
+            f"{name}: you returned the class means; subtract the mean of all vectors, so that a feature is what "
+            "the value adds to the head's usual write."
+        )
+    if torch.allclose(got, class_means - class_means.mean(0), atol=1e-5):
+        raise ExerciseFailed(
+            f"{name}: you centred on the mean of the class means; values with more prompts weigh more in the "
+            "overall mean: subtract vectors.mean(0)."
+        )
+    if torch.allclose(got, torch.stack([vectors[labels == value].sum(0) for value in (2, 7, 11)]) / 10 - vectors.mean(0), atol=1e-5):
+        raise ExerciseFailed(f"{name}: you divided each value's sum by all n vectors; divide by that value's own count.")
+    if not torch.allclose(got, want, atol=1e-5):
+        raise ExerciseFailed(
+            f"{name}: expected\n{want}\ngot\n{got}.\nRows follow the values in sorted order (labels.unique())."
+        )
+    _passed(name)

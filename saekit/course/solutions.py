@@ -125,13 +125,21 @@ def head_d_prime(positive: Float[Tensor, "n d"], negative: Float[Tensor, "n d"])
     return float(gap / spread)
 
 
+def supervised_features(vectors: Float[Tensor, "n d"], labels: Int[Tensor, " n"]) -> Float[Tensor, "n_values d"]:
+    """Per value of ``labels`` (in sorted order), the mean of its vectors minus the mean of all vectors."""
+    values, inverse = labels.unique(return_inverse=True)
+    sums = vectors.new_zeros(len(values), vectors.shape[1]).index_add_(0, inverse, vectors)
+    counts = torch.bincount(inverse, minlength=len(values))
+    return sums / counts[:, None] - vectors.mean(0)
+
+
 #: Every exercise's reference solution, by the name of its check.
 SOLUTIONS: dict[str, Callable] = {
     fn.__name__: fn
     for fn in (
         top_k_heads, head_writes, masked_position_mean, zero_head_hook, sae_loss, explained_variance,
         codes_from_latents, node_scores, precision_recall_at_k, mean_ablate, normalised_faithfulness,
-        third_name_negative, topk_activation, signed_codes, head_d_prime,
+        third_name_negative, topk_activation, signed_codes, head_d_prime, supervised_features,
     )
 }
 
