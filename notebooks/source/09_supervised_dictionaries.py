@@ -7,10 +7,11 @@
 #   variables: one centred conditional mean per value, per head;
 # - judge it on held-out prompts against a shuffled-label chance level, and find the heads that
 #   carry each variable;
-# - ask of every SAE architecture the two questions the method depends on: are its decoder
+# - ask of every SAE architecture two questions about what its latents mean: are its decoder
 #   directions the supervised features, and does a head's integer code say the variable's value?
 #
-# **Estimated time:** 30 minutes (1 exercise). Runs in about 30 s on one CPU core.
+# **Estimated time:** 30 minutes (1 exercise). Runs in about 50 s on one CPU core (measured:
+# papermill on its defaults, kernel start included).
 #
 # The SAE method never looks at what a head *means*: it trains an unsupervised dictionary and
 # counts codes. A supervised dictionary starts from the other end. Each prompt of a task comes
