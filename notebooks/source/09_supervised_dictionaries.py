@@ -245,8 +245,9 @@ for name, sae_ev, alignment, chance_mean, alignment_verdict, information, code_v
 # position, while the answer is needed only at the last.
 #
 # **On a test-bed model.** `MODEL` can be a folder written by `saekit zoo train --recipe
-# testbed --out DIR`. Its ground truth records each circuit head with its role, and its circuit
-# heads were trained to carry the task's variables (the name mover the indirect object, the
-# induction head the repeated word), so section 2 should find the variables on the circuit and
-# section 3 asks whether an SAE finds them there. `docs/testbed.md` says how faithful those
-# circuits are at each seed; read it before reading anything into these numbers.
+# testbed --out DIR`. Its ground truth records each circuit head with its role, and training
+# made the circuit's last role decide the answer (its output, swapped in from another prompt,
+# must make the model give that prompt's answer), so the answer head of section 2 is worth
+# comparing with the circuit; heads that read the circuit's output may carry the answer too.
+# `docs/testbed.md` says how faithful those circuits are at each seed; read it before reading
+# anything into these numbers.
