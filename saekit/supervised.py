@@ -10,8 +10,8 @@ and the dictionary approximates a head vector by the mean plus one feature per v
 ``x̂_h = E[x_h] + Σ_a u_a[a(prompt), h]``. Fitted on some prompts and judged on others, it says
 how much of each head's activation the variables explain, with no SAE. Against it an SAE is
 judged twice: are its decoder directions the supervised features (`feature_alignment`), and does
-a head's integer code say the variable's value (`code_information`)? On a test-bed whose circuit
-heads were trained to carry these variables, the circuit heads are where they should be found.
+a head's integer code say the variable's value (`code_information`)? On a test-bed, whose
+circuit was trained to decide the task's answer, the circuit heads are the place to compare.
 
 Everything here reads tensors already taken (`saekit.activations`, `saekit.codes`); nothing
 runs a model.
@@ -128,8 +128,9 @@ def feature_alignment(
     dictionary: SupervisedDictionary, directions: Float[Tensor, "n_directions d"]
 ) -> dict[str, Float[Tensor, "n_values n_heads"]]:
     """For every supervised feature, its largest cosine similarity with one of ``directions``
-    (`decoder_directions` of an SAE, or random ones for the chance level): 1 when a direction
-    is exactly that feature."""
+    (`decoder_directions` of an SAE): 1 when a direction is exactly that feature. An SAE's
+    directions follow whatever the vectors commonly do, so compare with the same directions'
+    alignment to the features of a shuffled variable (notebook 09), not with 0."""
     if directions.ndim != 2 or directions.shape[-1] != dictionary.mean.shape[-1]:
         raise ActivationError(
             f"feature_alignment: the directions have shape {tuple(directions.shape)}, the dictionary's vectors are "
