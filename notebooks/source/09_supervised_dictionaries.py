@@ -128,9 +128,8 @@ print({name: tuple(features.shape) for name, features in dictionary.features.ite
 # A dictionary fitted on a few prompts per value explains its own prompts partly by their noise,
 # so it is judged on the other half. There a head with nothing to say about a variable scores
 # about zero or a little below (its fitted features are noise, and the held-out mean is not the
-# fitted one). The chance level is the
-# same fit with the labels shuffled: a head carries a variable when its held-out explained
-# variance is above its shuffled scores' mean + 2 sd.
+# fitted one). The chance level is the same fit with the labels shuffled: a head carries a
+# variable when its held-out explained variance is above its shuffled scores' mean + 2 sd.
 
 # %%
 generator = torch.Generator().manual_seed(SEED)
@@ -167,7 +166,7 @@ for ax, name in zip(axes, variables):
             ax.add_patch(plt.Rectangle((flat % n_heads - 0.5, flat // n_heads - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
     ax.set(title=f"{name}: held-out explained variance", xlabel="head", ylabel="layer")
     fig.colorbar(image, ax=ax)
-fig.suptitle(f"{TASK} on {MODEL} ({REDUCTION} position): • above chance" + (", red: the circuit" if truth is not None else ""));
+fig.suptitle(f"{TASK} on {MODEL} (reduction: {REDUCTION}): • above chance" + (", red: the circuit" if truth is not None else ""));
 
 # %% [markdown]
 # ## 3. Do an SAE's latents and codes match the supervised features?
