@@ -129,10 +129,17 @@ print({name: tuple(features.shape) for name, features in dictionary.features.ite
 # so it is judged on the other half. There a head with nothing to say about a variable scores
 # about zero or a little below (its fitted features are noise, and the held-out mean is not the
 # fitted one). The chance level is the same fit with the labels shuffled: a head carries a
-# variable when its held-out explained variance is above its shuffled scores' mean + 2 sd.
+# variable when its held-out explained variance is above its shuffled scores' mean + 2 sd
+# (`scoring.verdict`, the rule of every notebook, head by head).
 
 # %%
 generator = torch.Generator().manual_seed(SEED)
+
+
+def against_chance(value, shuffles):
+    """saekit's one rule (`scoring.verdict`, 2 sd) in three words."""
+    outcome = verdict(float(value), shuffles, "value", "shuffles").outcome
+    return {"above": "above chance", "within": "no better than chance", "below": "below chance"}[outcome]
 
 
 def held_out_explained(names, shuffle=False):
@@ -145,7 +152,8 @@ def held_out_explained(names, shuffle=False):
 
 explained = {name: held_out_explained([name]) for name in variables}
 chance = {name: torch.stack([held_out_explained([name], shuffle=True) for _ in range(N_SHUFFLES)]) for name in variables}
-carriers = {name: explained[name] > chance[name].mean(0) + 2 * chance[name].std(0) for name in variables}
+carriers = {name: torch.tensor([against_chance(value, shuffles) == "above chance" for value, shuffles in zip(explained[name], chance[name].T)])
+            for name in variables}
 for name in variables:
     order = explained[name].argsort(descending=True)[:4].tolist()
     best = ", ".join(f"L{h // n_heads}H{h % n_heads} {explained[name][h]:.2f}" for h in order)
@@ -203,12 +211,6 @@ shuffled_dictionaries = [
 def answer_alignment(supervised, directions):
     """Mean over the answer head's features of their best cosine with ``directions``."""
     return float(feature_alignment(supervised, directions)["answer"][:, answer_head].mean())
-
-
-def against_chance(value, shuffles):
-    """saekit's one rule (`scoring.verdict`, 2 sd) in three words."""
-    outcome = verdict(float(value), shuffles, "value", "shuffles").outcome
-    return {"above": "above chance", "within": "no better than chance", "below": "below chance"}[outcome]
 
 
 rows = []
