@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
+from saekit._io import write_json
 from saekit.activations import REDUCTIONS
 from saekit.baselines import BASELINES
 from saekit.sae import ARCHITECTURES
@@ -81,7 +81,7 @@ class Model:
         self._aucs: dict[tuple, np.ndarray] = {}
 
     def aucs(self, task_name: str, setting: dict[str, Any], seeds: range) -> np.ndarray:
-        """Node ROC AUC per seed of the SAE method with ``setting`` on one task (memoised)."""
+        """ROC AUC per seed of the SAE method with ``setting`` (its score included) on one task (memoised)."""
         from saekit.activations import head_activations
         from saekit.discovery import discover
 
@@ -166,10 +166,9 @@ def main() -> None:
     summary = paired_summary(np.asarray(differences), bool(changed))
     print(f"\n{summary['sentence']}\n({time.perf_counter() - started:.0f} s, {args.seeds} seeds, {args.n_pairs} pairs)")
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"dev": args.dev, "held_out": args.held_out, "search": SEARCH, "paper": PAPER,
-                       "chosen": chosen, "trials": trials, "rows": rows,
-                       "summary": summary, "args": vars(args)}, out, indent=1)
+        write_json(args.json, {"dev": args.dev, "held_out": args.held_out, "search": SEARCH, "paper": PAPER,
+                               "chosen": chosen, "trials": trials, "rows": rows, "summary": summary,
+                               "args": vars(args)})
 
 
 def paired_summary(differences: np.ndarray, changed: bool) -> dict[str, Any]:
