@@ -15,7 +15,8 @@
    setting beats the paper's only if the paired differences over every counted (model, task,
    seed) have a positive mean and a one-sided Wilcoxon signed-rank p below 0.05.
 
-Test-bed models are made by ``saekit zoo train --recipe testbed --seed S --out DIR``::
+Test-bed models are made by ``saekit zoo train --recipe testbed --seed S --out DIR`` (a variant
+with ``--set FIELD=VALUE``, e.g. ``--set strict_toward_clean=true``)::
 
     HF_HUB_OFFLINE=1 python benchmarks/heldout.py --dev DIR0 --held-out DIR1 toy-4l --seeds 10
 """

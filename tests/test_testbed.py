@@ -314,6 +314,93 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     assert all(0 <= auc <= 1 for auc in card["premise_auc"].values())
 
 
+def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, monkeypatch):
+    """`saekit zoo train --like FOLDER` takes the recipe, shape and every setting from FOLDER's
+    config.json, those without a flag included: retraining gives the same weights bit for bit, a
+    flag overrides its setting, and a record that is not a saekit recipe's is refused by name."""
+    import json
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from saekit.cli import main
+    from saekit.errors import ModelError
+
+    first, again = tmp_path / "first", tmp_path / "again"
+    command = ["zoo", "train", "--recipe", "testbed", "--steps", "3", "--warmup-steps", "1", "--pretrain-steps", "1"]
+    assert main([*command, "--seed", "5", "--out", str(first)]) == 0
+    assert main(["zoo", "train", "--like", str(first), "--out", str(again)]) == 0
+    weights, retrained = load_file(first / "model.safetensors"), load_file(again / "model.safetensors")
+    assert weights.keys() == retrained.keys() and all(torch.equal(weights[key], retrained[key]) for key in weights)
+    expected = testbed.TestbedConfig(seed=5, steps=3, induction_warmup_steps=1, pretrain_steps=1)
+    assert testbed.recorded_config(first) == testbed.recorded_config(again) == expected
+
+    odd = testbed.TestbedConfig(
+        seed=3, strict_toward_clean=True, answer_smoothing={"greater-than": 0.02},
+        model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=8, d_model=32, d_head=8),
+    )
+    testbed.save_testbed(AttnOnlyTransformer(odd.model, seed=3), odd, draw_circuits(3, 8, 3), tmp_path / "odd", "odd")
+    assert testbed.recorded_config(tmp_path / "odd") == odd
+    started = []
+
+    def record_and_stop(config, *args, **kwargs):
+        started.append(config)
+        raise SaekitError("stopped before training")
+
+    monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+    assert main(["zoo", "train", "--like", str(tmp_path / "odd"), "--seed", "7", "--out", str(again)]) == 2
+    assert started == [replace(odd, seed=7)]
+
+    assert main(["zoo", "train", "--like", str(first), "--recipe", "toy", "--out", str(again)]) == 2
+    assert "trained by the testbed recipe" in capsys.readouterr().err
+    assert main(["zoo", "train", "--like", str(first)]) == 2
+    assert "needs --out" in capsys.readouterr().err
+    document = json.loads((first / "config.json").read_text())
+    (first / "config.json").write_text(json.dumps({**document, "training": {**document["training"], "stepz": 1}}))
+    with pytest.raises(ModelError, match="neither the toy recipe's nor the test-bed's"):
+        testbed.recorded_config(first)
+    (first / "config.json").write_text(json.dumps({"tl_config": document["tl_config"]}))
+    with pytest.raises(ModelError, match="records no training settings"):
+        testbed.recorded_config(first)
+
+def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_path, capsys, monkeypatch):
+    """`--set FIELD=VALUE` (JSON) sets a setting that has no flag, the shape included; a named
+    flag wins over it; an unknown field, bad JSON or a value of the wrong type stops the command
+    before training."""
+    from dataclasses import replace
+
+    from saekit.cli import main
+
+    started = []
+
+    def record_and_stop(config, *args, **kwargs):
+        started.append(config)
+        raise SaekitError("stopped before training")
+
+    monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+    command = ["zoo", "train", "--recipe", "testbed", "--out", str(tmp_path / "tb")]
+    settings = ["strict_toward_clean=true", 'answer_smoothing={"greater-than": 0.02}', "weight_decay=0", "seed=4",
+                'model={"n_layers": 6, "n_heads": 16, "d_head": 4}']
+    assert main([*command, *(f"--set={setting}" for setting in settings), "--seed", "9"]) == 2
+    default = testbed.TestbedConfig()
+    assert started == [replace(default, strict_toward_clean=True, answer_smoothing={"greater-than": 0.02}, weight_decay=0.0, seed=9,
+                               model=replace(default.model, n_layers=6, n_heads=16, d_head=4))]
+    assert isinstance(started[0].weight_decay, float)  # an integer given for a float setting is read as one
+    for setting, message in [
+        ("strict_towards_clean=true", "did you mean 'strict_toward_clean'"),
+        ("strict_toward_clean", "has no '='"),
+        ("strict_toward_clean=yes", "is not valid JSON"),
+        ("strict_toward_clean=1", "takes true or false"),
+        ("steps=4500.5", "takes an integer"),
+        ('model={"n_layers": "6"}', "model.n_layers takes an integer"),
+        ('model={"layers": 6}', "did you mean 'n_layers'"),
+        ('model={"d_vocab": 400}', "cannot change d_vocab"),
+        ("answer_smoothing=0.02", "takes a JSON object"),
+    ]:
+        assert main([*command, "--set", setting]) == 2, setting
+        assert message in capsys.readouterr().err, setting
+    assert len(started) == 1
+
 def test_copy_documents_reward_induction_and_no_period():
     """After its first sequence a copy document is stretches of it from random starts: the word
     after a word's earlier occurrence usually comes next (induction works), while the distance to

@@ -17,6 +17,7 @@ from saekit.zoo import load_toy_folder, toy_model_dir
 from saekit.zoo.evaluate import chance_metric, evaluate_toy_model
 from saekit.zoo.ground_truth import circuit_mask, task_ground_truth, write_ground_truth
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, load_toy_module
+from saekit.zoo.testbed import recorded_config
 from saekit.zoo.train import TrainingConfig, save_toy_model, train_toy_model
 
 ZOO = toy_model_dir("toy-4l")
@@ -147,6 +148,7 @@ def test_short_training_is_deterministic_learns_and_loads_into_transformerlens(t
     assert not torch.equal(AttnOnlyTransformer(TINY.model, seed=0).embed.W_E, AttnOnlyTransformer(TINY.model, seed=1).embed.W_E)
     assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.3
     folder = save_toy_model(model, TINY, tmp_path / "tiny")
+    assert recorded_config(folder) == TINY and recorded_config("toy-4l") == TrainingConfig()  # `zoo train --like`
     loaded = load_toy_folder(folder)
     tokens = make_task("ioi", loaded, n_pairs=4, seed=0).positive_tokens
     with torch.no_grad():

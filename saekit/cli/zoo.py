@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from typing import Any
 
 from saekit.cli import positive_int, print_json, set_threads
 
@@ -12,16 +14,23 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
 
     train = actions.add_parser("train", help="train toy-4l or a test-bed model from scratch (deterministic on CPU)")
-    train.add_argument("--recipe", choices=("toy", "testbed"), default="toy",
+    train.add_argument("--recipe", choices=("toy", "testbed"),
                        help="toy: toy-4l's recipe (default); testbed: generic language + circuits imposed by "
                             "strict interchange-intervention training (saekit.zoo.testbed; no model shipped yet)")
-    train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder; required for testbed)")
+    train.add_argument("--like", metavar="MODEL",
+                       help="retrain a shipped model or a folder written by this command: the recipe, shape and every "
+                            "setting its config.json records (the flags below override them; needs --out)")
+    train.add_argument("--out", help="folder to write (default: the shipped toy-4l folder; required for testbed and --like)")
     train.add_argument("--seed", type=int, help="training seed (default: the shipped model's, 0)")
     train.add_argument("--steps", type=positive_int, help="optimiser steps (default: the recipe's)")
     train.add_argument("--warmup-steps", type=int, metavar="N", dest="induction_warmup_steps",
                        help="first steps on copy sequences alone, where induction heads form (default: the recipe's)")
     train.add_argument("--pretrain-steps", type=int, metavar="N",
                        help="testbed: steps on generic text alone before the tasks join (default: the recipe's)")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                       help="any other setting of the recipe's config (TrainingConfig or TestbedConfig), VALUE as "
+                            "JSON: strict_toward_clean=true, 'answer_smoothing={\"greater-than\": 0.02}', "
+                            "'model={\"n_layers\": 6, \"n_heads\": 16}' for the shape; repeatable, the flags above win")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
@@ -46,32 +55,71 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
     from pathlib import Path
 
     from saekit._io import check_folder_target
     from saekit.errors import SaekitError
+    from saekit.zoo.testbed import TestbedConfig, recorded_config, save_testbed, train_testbed
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
 
-    if args.recipe == "testbed" and args.out is None:
+    if args.like is not None:
+        if args.out is None:
+            raise SaekitError(f"saekit zoo train --like {args.like} needs --out FOLDER (a new folder for the retrained model).")
+        base = recorded_config(args.like)
+    else:
+        base = TestbedConfig() if args.recipe == "testbed" else TrainingConfig()
+    recipe = "testbed" if isinstance(base, TestbedConfig) else "toy"
+    if args.recipe not in (None, recipe):
+        raise SaekitError(f"{args.like} was trained by the {recipe} recipe, not --recipe {args.recipe}: drop --recipe.")
+    if recipe == "testbed" and args.out is None:
         raise SaekitError("saekit zoo train --recipe testbed needs --out FOLDER (no test-bed model is shipped yet).")
-    if args.recipe == "toy" and args.pretrain_steps is not None:
+    if recipe == "toy" and args.pretrain_steps is not None:
         raise SaekitError("--pretrain-steps belongs to --recipe testbed; toy-4l's recipe has no pretraining phase.")
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
     overrides = {key: getattr(args, key) for key in ("seed", "steps", "induction_warmup_steps", "pretrain_steps") if getattr(args, key) is not None}
-    if args.recipe == "toy":
-        config = replace(TrainingConfig(), **overrides)
+    config = replace(base, **{**training_settings(args.settings, base), **overrides})
+    if recipe == "toy":
         model, _ = train_toy_model(config)
         print(f"saved to {save_toy_model(model, config, out)}")
         return 0
-    from saekit.zoo.testbed import TestbedConfig, save_testbed, train_testbed
-
-    config = replace(TestbedConfig(), **overrides)
     model, circuits = train_testbed(config)
     print(f"saved to {save_testbed(model, config, circuits, out, Path(out).name)}")
     return 0
+
+
+def training_settings(assignments: list[str], config: Any) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` as overrides of ``config``'s fields, each VALUE read as JSON and
+    checked against the type of the field's current value before any training starts; ``model``
+    takes an object of the shape's fields (the vocabulary size stays the recipe's)."""
+    from saekit._config import reject_unknown_fields
+    from saekit._io import parse_json
+    from saekit.errors import SaekitError
+
+    def typed(name: str, value: Any, current: Any) -> Any:
+        if isinstance(current, float) and type(value) in (int, float):
+            return float(value)
+        if type(value) is not type(current):
+            kind = {bool: "true or false", int: "an integer", dict: "a JSON object"}.get(type(current), type(current).__name__)
+            raise SaekitError(f"--set {name} takes {kind} (the recipe's is {current!r}), got {value!r}.")
+        return value
+
+    settings = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        if not equals:
+            raise SaekitError(f"--set {assignment!r} has no '=': write FIELD=VALUE, e.g. --set strict_toward_clean=true.")
+        reject_unknown_fields(type(config), {name: None}, SaekitError)
+        value = parse_json(text, SaekitError, f"--set {name}'s value {text!r}",
+                           'Write it as JSON: true, 0.02, \'{"greater-than": 0.02}\'.')
+        if name == "model":
+            reject_unknown_fields(type(config.model), value, SaekitError)
+            if "d_vocab" in value:
+                raise SaekitError("--set model cannot change d_vocab: the vocabulary is the recipe's.")
+            value = replace(config.model, **{key: typed(f"model.{key}", v, getattr(config.model, key)) for key, v in value.items()})
+        settings[name] = typed(name, value, getattr(config, name))
+    return settings
 
 
 def run_ground_truth(args: argparse.Namespace) -> int:

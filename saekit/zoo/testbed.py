@@ -26,7 +26,7 @@ keeps the job the generic text gives it. Training never touches the global rando
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,14 +36,15 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
-from saekit._io import write_json
-from saekit.errors import SaekitError
+from saekit._io import read_json, write_json
+from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.toy import ToyPair, toy_pairs
+from saekit.zoo import CONFIG_FILE, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
-    TrainingBatch, _learning_rate, _step_seed, induction_warmup_batch, pairs_batch, save_toy_model,
+    TrainingBatch, TrainingConfig, _learning_rate, _step_seed, induction_warmup_batch, pairs_batch, save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -426,3 +427,29 @@ def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Ci
     }
     write_json(Path(out) / "ground_truth.json", truth)
     return Path(out)
+
+
+def recorded_config(model: str | Path) -> TrainingConfig | TestbedConfig:
+    """The recipe, shape and settings that a shipped model (by name) or a folder written by
+    ``saekit zoo train`` records in its ``config.json``, so that the same command retrains the
+    model (``--like``).
+
+    The recipe is the one whose settings the record holds, field for field; anything else (a
+    model exported from elsewhere, a record from an older saekit) is refused by name.
+    """
+    path = (toy_model_dir(str(model)) if str(model) in toy_model_names() else Path(model)) / CONFIG_FILE
+    document = read_json(path, ModelError, "Give a folder written by saekit zoo train.")
+    training = document.get("training") if isinstance(document, dict) else None
+    if not isinstance(training, dict) or not isinstance(document.get("tl_config"), dict):
+        raise ModelError(f"{path} records no training settings: only folders written by saekit zoo train can be retrained.")
+    try:
+        shape = ToyModelConfig.from_tl_config(document["tl_config"])
+    except KeyError as missing:
+        raise ModelError(f"{path}'s tl_config lacks {missing}, part of the model's shape. Write the folder again.") from None
+    for recipe in (TestbedConfig, TrainingConfig):
+        if set(training) == {f.name for f in fields(recipe)} - {"model"}:
+            return recipe(**training, model=shape)
+    raise ModelError(
+        f"{path}'s training settings are neither the toy recipe's nor the test-bed's (this saekit's fields): "
+        "retrain with --recipe and explicit flags instead."
+    )
