@@ -152,7 +152,7 @@ def held_out_explained(names, shuffle=False):
 
 explained = {name: held_out_explained([name]) for name in variables}
 chance = {name: torch.stack([held_out_explained([name], shuffle=True) for _ in range(N_SHUFFLES)]) for name in variables}
-carriers = {name: torch.tensor([against_chance(value, shuffles) == "above chance" for value, shuffles in zip(explained[name], chance[name].T)])
+carriers = {name: torch.tensor([verdict(float(value), shuffles, "value", "shuffles").beats for value, shuffles in zip(explained[name], chance[name].T)])
             for name in variables}
 for name in variables:
     order = explained[name].argsort(descending=True)[:4].tolist()
