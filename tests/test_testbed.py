@@ -396,6 +396,8 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         ('model={"layers": 6}', "did you mean 'n_layers'"),
         ('model={"d_vocab": 400}', "cannot change d_vocab"),
         ("answer_smoothing=0.02", "takes a JSON object"),
+        ('answer_smoothing={"greater_than": 0.02}', "['greater_than'] is not one"),
+        ('answer_smoothing={"greater-than": 1.5}', "takes a share in [0, 1) per task"),
     ]:
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting

@@ -157,6 +157,20 @@ def test_short_training_is_deterministic_learns_and_loads_into_transformerlens(t
         assert torch.allclose(load_model(folder)(tokens), model(tokens), atol=1e-5)
 
 
+def test_a_per_task_setting_for_no_task_or_a_missing_task_is_refused_at_the_config():
+    """A misspelt task in ``answer_smoothing`` would be ignored and a task missing from
+    ``pairs_per_task`` fail mid-training: both stop at the config."""
+    from saekit.errors import SaekitError
+
+    with pytest.raises(SaekitError, match=r"\['greater_than'\] is not one"):
+        TrainingConfig(answer_smoothing={"greater_than": 0.05})
+    with pytest.raises(SaekitError, match=r"a share in \[0, 1\)"):
+        TrainingConfig(answer_smoothing={"greater-than": -0.1})
+    with pytest.raises(SaekitError, match="needs every task"):
+        TrainingConfig(pairs_per_task={"ioi": 16})
+    with pytest.raises(SaekitError, match="a positive integer"):
+        TrainingConfig(pairs_per_task={**dict.fromkeys(TASK_NAMES, 4), "ioi": 0})
+
 def test_cli_check_prints_one_json_object(capsys):
     from saekit.cli import main
 

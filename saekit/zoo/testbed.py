@@ -44,7 +44,8 @@ from saekit.zoo import CONFIG_FILE, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
-    TrainingBatch, TrainingConfig, _learning_rate, _step_seed, induction_warmup_batch, pairs_batch, save_toy_model,
+    TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, induction_warmup_batch, pairs_batch,
+    save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -156,10 +157,11 @@ class TestbedConfig:
 
     def __post_init__(self) -> None:
         """Refuse, before any training, a shape without room for the circuits, a run that would
-        end before the tasks join (a model without circuits) and task batches that cannot come
-        in runs of ``task_group_size``."""
+        end before the tasks join (a model without circuits), task batches that cannot come
+        in runs of ``task_group_size`` and answer smoothing for a task that does not exist."""
         _check_depth(self.model.n_layers)
         _check_group_size(self.task_group_size, self.pairs_per_task)
+        check_answer_smoothing(self.answer_smoothing)
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.tasks_start:

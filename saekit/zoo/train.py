@@ -37,6 +37,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from saekit._io import atomic_folder, dumps_json
+from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.base import pad_rows
 from saekit.tasks.toy import VOCABULARY, ToyPair, toy_pairs
@@ -95,8 +96,34 @@ class TrainingConfig:
     eval_every: int = 250
     model: ToyModelConfig = field(default_factory=lambda: ToyModelConfig(d_vocab=len(VOCABULARY)))
 
+    def __post_init__(self) -> None:
+        """Refuse, before training, a task missing from ``pairs_per_task`` and a per-task setting
+        for a task that does not exist (it would be ignored)."""
+        check_per_task("pairs_per_task", self.pairs_per_task, lambda n: type(n) is int and n >= 1, "a positive integer")
+        if set(self.pairs_per_task) != set(TASK_NAMES):
+            raise SaekitError(f"pairs_per_task needs every task ({', '.join(TASK_NAMES)}), got {sorted(self.pairs_per_task)}.")
+        check_answer_smoothing(self.answer_smoothing)
+
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
+
+
+def check_per_task(name: str, values: dict, valid, what: str) -> None:
+    """Raise `SaekitError` if ``values`` (a setting keyed by task) names a task that does not
+    exist or holds a value that is not ``what``."""
+    if not isinstance(values, dict):
+        raise SaekitError(f"{name} is a dict keyed by task ({', '.join(TASK_NAMES)}), got {values!r}.")
+    unknown = sorted(set(values) - set(TASK_NAMES))
+    if unknown:
+        raise SaekitError(f"{name} is keyed by task ({', '.join(TASK_NAMES)}); {unknown} is not one.")
+    wrong = {task: value for task, value in values.items() if not valid(value)}
+    if wrong:
+        raise SaekitError(f"{name} takes {what} per task, got {wrong}.")
+
+
+def check_answer_smoothing(smoothing: dict[str, float]) -> None:
+    """``answer_smoothing`` holds, per task, the share of a positive's target on its wrong answers."""
+    check_per_task("answer_smoothing", smoothing, lambda v: type(v) in (int, float) and 0 <= v < 1, "a share in [0, 1)")
 
 
 @dataclass(frozen=True)
