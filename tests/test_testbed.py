@@ -363,6 +363,7 @@ def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, m
     with pytest.raises(ModelError, match="records no training settings"):
         testbed.recorded_config(first)
 
+
 def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_path, capsys, monkeypatch):
     """`--set FIELD=VALUE` (JSON) sets a setting that has no flag, the shape included; a named
     flag wins over it; an unknown field, bad JSON or a value of the wrong type stops the command
@@ -402,6 +403,7 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting
     assert len(started) == 1
+
 
 def test_copy_documents_reward_induction_and_no_period():
     """After its first sequence a copy document is stretches of it from random starts: the word

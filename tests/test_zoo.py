@@ -171,6 +171,7 @@ def test_a_per_task_setting_for_no_task_or_a_missing_task_is_refused_at_the_conf
     with pytest.raises(SaekitError, match="a positive integer"):
         TrainingConfig(pairs_per_task={**dict.fromkeys(TASK_NAMES, 4), "ioi": 0})
 
+
 def test_cli_check_prints_one_json_object(capsys):
     from saekit.cli import main
 
