@@ -71,13 +71,20 @@ def load_toy_folder(folder: str | Path, device: str = "cpu") -> HookedModel:
 
 def read_toy_weights(folder: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The TransformerLens config and the state dict in a zoo-layout folder."""
-    from saekit._io import read_json, read_safetensors
+    from saekit._io import read_safetensors
 
-    folder = Path(folder)
-    document = read_json(folder / CONFIG_FILE, ModelError, REWRITE_FIX)
+    return read_zoo_config(folder)["tl_config"], read_safetensors(Path(folder) / WEIGHTS_FILE, ModelError, REWRITE_FIX)
+
+
+def read_zoo_config(folder: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a zoo-layout folder, its ``tl_config`` (the model's shape) checked."""
+    from saekit._io import read_json
+
+    path = Path(folder) / CONFIG_FILE
+    document = read_json(path, ModelError, REWRITE_FIX)
     if not isinstance(document, dict) or not isinstance(document.get("tl_config"), dict):
-        raise ModelError(f"{folder / CONFIG_FILE} has no tl_config object (the model's shape). {REWRITE_FIX}")
-    return document["tl_config"], read_safetensors(folder / WEIGHTS_FILE, ModelError, REWRITE_FIX)
+        raise ModelError(f"{path} has no tl_config object (the model's shape). {REWRITE_FIX}")
+    return document
 
 
 #: The TransformerLens config fields a zoo-layout folder records (``tl_config`` in config.json).

@@ -36,11 +36,11 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
-from saekit._io import read_json, write_json
+from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.toy import ToyPair, toy_pairs
-from saekit.zoo import CONFIG_FILE, toy_model_dir, toy_model_names
+from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
@@ -439,10 +439,10 @@ def recorded_config(model: str | Path) -> TrainingConfig | TestbedConfig:
     The recipe is the one whose settings the record holds, field for field; anything else (a
     model exported from elsewhere, a record from an older saekit) is refused by name.
     """
-    path = (toy_model_dir(str(model)) if str(model) in toy_model_names() else Path(model)) / CONFIG_FILE
-    document = read_json(path, ModelError, "Give a folder written by saekit zoo train.")
-    training = document.get("training") if isinstance(document, dict) else None
-    if not isinstance(training, dict) or not isinstance(document.get("tl_config"), dict):
+    folder = toy_model_dir(str(model)) if str(model) in toy_model_names() else Path(model)
+    path, document = folder / CONFIG_FILE, read_zoo_config(folder)
+    training = document.get("training")
+    if not isinstance(training, dict):
         raise ModelError(f"{path} records no training settings: only folders written by saekit zoo train can be retrained.")
     try:
         shape = ToyModelConfig.from_tl_config(document["tl_config"])
