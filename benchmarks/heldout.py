@@ -35,6 +35,7 @@ from scipy.stats import wilcoxon
 from saekit._io import write_json
 from saekit.activations import REDUCTIONS
 from saekit.baselines import BASELINES
+from saekit.discovery import paper_config
 from saekit.sae import ARCHITECTURES
 
 #: The factors searched, in order, with their values (``l1_scale`` multiplies the paper's λ).
@@ -47,14 +48,16 @@ SEARCH: list[tuple[str, list[Any]]] = [
     ("code_kind", ["argmax", "argmax_level"]),
     ("score", ["node", "node_normalised", "edge"]),
 ]
-PAPER: dict[str, Any] = {"activation": "result", "reduction": "mean", "architecture": "relu",
-                         "l1_scale": 1.0, "d_sae": 200, "code_kind": "argmax", "score": "node"}
+_PAPER_CONFIG = paper_config("ioi")  # the factors below are the same for every task; λ is scaled per task
+PAPER: dict[str, Any] = {
+    "activation": _PAPER_CONFIG.activation, "reduction": _PAPER_CONFIG.reduction,
+    "architecture": _PAPER_CONFIG.sae.architecture, "l1_scale": 1.0, "d_sae": _PAPER_CONFIG.sae.d_sae,
+    "code_kind": _PAPER_CONFIG.code_kind, "score": _PAPER_CONFIG.score,
+}
 
 
 def config_for(task_name: str, setting: dict[str, Any]):
     """The DiscoveryConfig of ``setting`` (a value for every factor of `SEARCH`) on a task."""
-    from saekit.discovery import paper_config
-
     overrides = dict(setting)
     overrides["l1_coefficient"] = paper_config(task_name).sae.l1_coefficient * overrides.pop("l1_scale")
     return paper_config(task_name, **overrides)
