@@ -314,7 +314,25 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     assert all(0 <= auc <= 1 for auc in card["premise_auc"].values())
 
 
-def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def stop_training(monkeypatch):
+    """Call it to make `saekit zoo train` stop (SaekitError) where training would start; the call
+    returns the list of configs handed to training from then on."""
+
+    def install() -> list:
+        configs = []
+
+        def record_and_stop(config, *args, **kwargs):
+            configs.append(config)
+            raise SaekitError("stopped before training")
+
+        monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+        return configs
+
+    return install
+
+
+def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, stop_training):
     """`saekit zoo train --like FOLDER` takes the recipe, shape and every setting from FOLDER's
     config.json, those without a flag included: retraining gives the same weights bit for bit, a
     flag overrides its setting, and a record that is not a saekit recipe's is refused by name."""
@@ -341,13 +359,7 @@ def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, m
     )
     testbed.save_testbed(AttnOnlyTransformer(odd.model, seed=3), odd, draw_circuits(3, 8, 3), tmp_path / "odd", "odd")
     assert testbed.recorded_config(tmp_path / "odd") == odd
-    started = []
-
-    def record_and_stop(config, *args, **kwargs):
-        started.append(config)
-        raise SaekitError("stopped before training")
-
-    monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+    started = stop_training()
     assert main(["zoo", "train", "--like", str(tmp_path / "odd"), "--seed", "7", "--out", str(again)]) == 2
     assert started == [replace(odd, seed=7)]
 
@@ -364,7 +376,7 @@ def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, m
         testbed.recorded_config(first)
 
 
-def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_path, capsys, monkeypatch):
+def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_path, capsys, stop_training):
     """`--set FIELD=VALUE` (JSON) sets a setting that has no flag, the shape included; a named
     flag wins over it; an unknown field, bad JSON or a value of the wrong type stops the command
     before training."""
@@ -372,13 +384,7 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
 
     from saekit.cli import main
 
-    started = []
-
-    def record_and_stop(config, *args, **kwargs):
-        started.append(config)
-        raise SaekitError("stopped before training")
-
-    monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+    started = stop_training()
     command = ["zoo", "train", "--recipe", "testbed", "--out", str(tmp_path / "tb")]
     settings = ["strict_toward_clean=true", 'answer_smoothing={"greater-than": 0.02}', "weight_decay=0", "seed=4",
                 'model={"n_layers": 6, "n_heads": 16, "d_head": 4}']
