@@ -118,7 +118,7 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
     config = testbed.TestbedConfig(pairs_per_task=6)
-    batch, keys = _task_batch(tokenizer, "induction", config, seed=0)
+    batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")
     with torch.no_grad():
         for layer in range(2):
             keep = torch.zeros(4, dtype=torch.bool)
@@ -139,6 +139,22 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
             module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
         )
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
+
+
+def test_task_losses_keep_every_tensor_on_the_model_device(tokenizer, monkeypatch):
+    """On another device than the CPU (here ``meta``, which refuses to mix devices as CUDA does),
+    the batch, the interchange patches and the losses stay on the model's device while the
+    random choices are drawn on the CPU."""
+    import torch.fx.experimental._config as fx_config
+
+    monkeypatch.setattr(fx_config, "meta_nonzero_assume_all_nonzero", True)  # boolean masks on meta
+    config = testbed.TestbedConfig(pairs_per_task=6, task_group_size=2)
+    module = AttnOnlyTransformer(config.model).to("meta")
+    batch, keys = _task_batch(tokenizer, "ioi", config, 0, "meta")
+    assert (batch.tokens.device.type, batch.targets.device.type, keys.device.type) == ("meta", "meta", "cpu")
+    circuit = draw_circuits(config.model.n_layers, config.model.n_heads, 0)["ioi"]
+    losses = task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_toward_clean=True)
+    assert [loss.device.type for loss in losses] == ["meta"] * 3
 
 
 def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_role_from_a_partner(tokenizer, monkeypatch):
@@ -409,6 +425,31 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting
     assert len(started) == 1
+
+
+def test_zoo_train_device_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    """`--device` reaches test-bed training; a device this machine lacks, an unknown one, or a
+    device for the toy recipe (CPU only) stops the command before training starts."""
+    from saekit.cli import main
+
+    devices = []
+
+    def record_and_stop(config, device):
+        devices.append(device)
+        raise SaekitError("stopped before training")
+
+    monkeypatch.setattr(testbed, "train_testbed", record_and_stop)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    command = ["zoo", "train", "--out", str(tmp_path / "tb")]
+    for extra, message in [
+        (["--recipe", "testbed", "--device", "cuda"], "sees no CUDA GPU"),
+        (["--recipe", "testbed", "--device", "gpu"], "Unknown device 'gpu'"),
+        (["--device", "cuda"], "--device belongs to --recipe testbed"),
+        (["--recipe", "testbed"], "stopped before training"),
+    ]:
+        assert main([*command, *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert devices == ["cpu"]
 
 
 def test_copy_documents_reward_induction_and_no_period():

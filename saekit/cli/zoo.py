@@ -31,6 +31,9 @@ def register(subparsers) -> None:
                        help="any other setting of the recipe's config (TrainingConfig or TestbedConfig), VALUE as "
                             "JSON: strict_toward_clean=true, 'answer_smoothing={\"greater-than\": 0.02}', "
                             "'model={\"n_layers\": 6, \"n_heads\": 16}' for the shape; repeatable, the flags above win")
+    train.add_argument("--device", default="cpu",
+                       help="testbed: where to train, e.g. cuda (default: cpu, reproducible bit for bit; a GPU run "
+                            "follows the same recipe with other arithmetic: explore there, ship a CPU retrain)")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
@@ -57,6 +60,7 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from saekit._checks import check_device
     from saekit._io import check_folder_target
     from saekit.errors import SaekitError
     from saekit.zoo.testbed import TestbedConfig, recorded_config, save_testbed, train_testbed
@@ -75,6 +79,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise SaekitError("saekit zoo train --recipe testbed needs --out FOLDER (no test-bed model is shipped yet).")
     if recipe == "toy" and args.pretrain_steps is not None:
         raise SaekitError("--pretrain-steps belongs to --recipe testbed; toy-4l's recipe has no pretraining phase.")
+    if recipe == "toy" and args.device != "cpu":
+        raise SaekitError("--device belongs to --recipe testbed; toy-4l's recipe trains on the CPU only.")
+    check_device(args.device)
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     if args.threads is not None:
         set_threads(args.threads)
@@ -84,7 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
         model, _ = train_toy_model(config)
         print(f"saved to {save_toy_model(model, config, out)}")
         return 0
-    model, circuits = train_testbed(config)
+    model, circuits = train_testbed(config, device=args.device)
     print(f"saved to {save_testbed(model, config, circuits, out, Path(out).name)}")
     return 0
 

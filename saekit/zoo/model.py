@@ -183,6 +183,11 @@ class AttnOnlyTransformer(nn.Module):
                 param.normal_(0.0, std, generator=generator)
         self.pos_embed.W_pos.copy_(sinusoidal_positions(self.cfg.n_ctx, self.cfg.d_model) * std)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.unembed.W_U.device
+
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.forward_with_head_shares(tokens)[0]
 

@@ -36,6 +36,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
+from saekit._checks import check_device
 from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES
@@ -193,7 +194,7 @@ class CopyHeadScores(NamedTuple):
 def copy_head_scores(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> CopyHeadScores:
     """Each head's previous-token, duplicate-token and induction score on ``tokens``
     (BOS-prefixed rows without padding, with repeats)."""
-    patterns = model.attention_patterns(tokens).transpose(1, 2)  # layer, head, batch, query, key
+    patterns = model.attention_patterns(tokens.to(model.device)).cpu().transpose(1, 2)  # layer, head, batch, query, key
     positions = torch.arange(tokens.shape[1])
     earlier_same = (tokens[:, :, None] == tokens[:, None, :]) & (positions[None, :] < positions[:, None])
     previous_occurrence = (earlier_same * positions).argmax(-1)  # the most recent one
@@ -263,17 +264,18 @@ def task_losses(
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
     ``template_keys`` groups pairs whose prompts align position by position (same template and
-    length); sources of interchanges are taken within a group only.
+    length); sources of interchanges are taken within a group only. The random choices are drawn
+    on the CPU from ``generator`` whatever the model's device, so they do not depend on it.
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
     logits = model.unembed_residual(resid)
     behaviour = _soft_cross_entropy(logits, batch.targets)
 
-    n_pairs = len(template_keys)
-    positive_rows, negative_rows = torch.arange(0, 2 * n_pairs, 2), torch.arange(1, 2 * n_pairs, 2)
+    n_pairs, device = len(template_keys), batch.tokens.device
+    positive_rows, negative_rows = torch.arange(0, 2 * n_pairs, 2, device=device), torch.arange(1, 2 * n_pairs, 2, device=device)
     same = template_keys[:, None] == template_keys[None, :]
-    group_mean = same.float() / same.sum(1, keepdim=True)
+    group_mean = (same.float() / same.sum(1, keepdim=True)).to(device)
     partner = same_template_partners(template_keys, generator)
     has_partner = partner != torch.arange(n_pairs)
     in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
@@ -288,25 +290,27 @@ def task_losses(
     iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
     patches = []
+    source_partner = partner.to(device)
     for layer in range(n_layers):
         z = zs[layer].detach()
         z_pos, z_neg = z[positive_rows], z[negative_rows]
         z_neg_mean = torch.einsum("ij,jpae->ipae", group_mean, z_neg)
-        z_random_row = torch.where((torch.rand(n_pairs, generator=generator) < 0.5)[:, None, None, None], z_pos, z_neg)[partner]
-        strict_z = torch.stack([z_neg, z_random_row, z_neg_mean])[strict_source, torch.arange(n_pairs)]
+        from_positive = (torch.rand(n_pairs, generator=generator) < 0.5).to(device)
+        z_random_row = torch.where(from_positive[:, None, None, None], z_pos, z_neg)[source_partner]
+        strict_z = torch.stack([z_neg, z_random_row, z_neg_mean])[strict_source.to(device), torch.arange(n_pairs, device=device)]
         strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
 
-        negative_side = torch.where(iit_mean[:, None, None, None], z_neg_mean, z_neg)
-        iit_z = torch.where(iit_follows_partner[:, None, None, None], z_pos[partner], negative_side)
+        negative_side = torch.where(iit_mean.to(device)[:, None, None, None], z_neg_mean, z_neg)
+        iit_z = torch.where(iit_follows_partner.to(device)[:, None, None, None], z_pos[source_partner], negative_side)
         chosen = in_circuit[layer].expand(n_pairs, n_heads) & ~iit_follows_partner[:, None]
         if layer == last_layer:
             chosen[iit_follows_partner, last_head] = True
-        patches.append(ZPatch(torch.cat([strict_z, iit_z]), torch.cat([strict_heads, chosen])))
+        patches.append(ZPatch(torch.cat([strict_z, iit_z]), torch.cat([strict_heads, chosen]).to(device)))
 
     tokens = batch.tokens[positive_rows].repeat(2, 1)
     patched_logits = model.unembed_residual(model.run_layers(tokens, patches)[0])
     iit_targets = torch.where(
-        iit_follows_partner[:, None, None], batch.targets[positive_rows][partner], batch.targets[negative_rows]
+        iit_follows_partner.to(device)[:, None, None], batch.targets[positive_rows][source_partner], batch.targets[negative_rows]
     )
     strict_targets = batch.targets[positive_rows]
     if strict_toward_clean:  # the clean output's distribution, at the positions the task trains
@@ -357,20 +361,29 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
         pool_size *= 2
 
 
-def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int) -> tuple[TrainingBatch, Tensor]:
+def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
+    """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
     pairs = grouped_pairs(task, config.pairs_per_task, config.task_group_size, seed)
     batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0))
-    return batch, torch.tensor([pair_key(pair) for pair in pairs])
+    return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 
 
 @torch.enable_grad()
-def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnOnlyTransformer, Circuits]:
-    """Train a test-bed model; returns it and its circuits (roles on heads)."""
+def train_testbed(
+    config: TestbedConfig, log=print, on_eval=None, device: torch.device | str = "cpu"
+) -> tuple[AttnOnlyTransformer, Circuits]:
+    """Train a test-bed model on ``device``; returns it (on the CPU) and its circuits (roles on heads).
+
+    Data, initial weights and every random choice come from CPU generators seeded by the
+    config, so a run depends on the device only through its arithmetic: on the CPU it is
+    reproducible bit for bit; on a GPU it follows the same recipe (use it to try recipes, many
+    runs at once, and retrain a model that is to be shipped on the CPU)."""
     from saekit.zoo.evaluate import evaluate_toy_model
     from saekit.zoo.tokenizer import build_toy_tokenizer
 
+    check_device(device)
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
-    model = AttnOnlyTransformer(config.model, seed=config.seed)
+    model = AttnOnlyTransformer(config.model, seed=config.seed).to(device)
     circuits: Circuits = {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = []
@@ -380,17 +393,17 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         behaviour = iit = strict = torch.zeros(())
         if step < config.induction_warmup_steps:
-            warmup = induction_warmup_batch(tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97))
+            warmup = induction_warmup_batch(tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97)).to(device)
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         else:
-            tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98))
+            tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
         if step == config.tasks_start:
             circuits = place_circuits(model, tokenizer, config.seed)
             log(f"step {step}: circuits {circuits}")
         if step >= config.tasks_start:
             parts = [
-                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i)), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
+                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
                 for i, task in enumerate(TASK_NAMES)
             ]
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
@@ -402,15 +415,14 @@ def train_testbed(config: TestbedConfig, log=print, on_eval=None) -> tuple[AttnO
         history.append([generic.item(), behaviour.item(), iit.item(), strict.item()])
         if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
             model.eval()
-            scores = evaluate_toy_model(model, tokenizer)
+            scores = evaluate_toy_model(lambda tokens: model(tokens.to(device)).cpu(), tokenizer)
             model.train()
             recent = np.mean(history[-50:], 0)
             summary = "  ".join(f"{name} {s.pos_accuracy:.2f}/{s.neg_metric:+.2f}" for name, s in scores.items())
             log(f"step {step + 1:5d} generic {recent[0]:.3f} task {recent[1]:.3f} iit {recent[2]:.3f} strict {recent[3]:.3f}  {summary}")
             if on_eval is not None:
                 on_eval(step + 1, model)
-    model.eval()
-    return model, circuits
+    return model.eval().cpu(), circuits
 
 
 def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Circuits, out: str | Path, name: str) -> Path:

@@ -134,6 +134,10 @@ class TrainingBatch:
     targets: Float[Tensor, "batch seq vocab"]
     """Target distribution of the next token; all zero where a position is not trained on."""
 
+    def to(self, device: torch.device | str) -> TrainingBatch:
+        """The batch on ``device`` (batches are built on the CPU, from seeded generators)."""
+        return TrainingBatch(self.tokens.to(device), self.targets.to(device))
+
 
 def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_smoothing: float = 0.0) -> TrainingBatch:
     """``n_pairs`` fresh pairs of one toy task as ``2 * n_pairs`` examples, seeded by ``seed``
