@@ -289,8 +289,9 @@ def task_losses(
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
     iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
+    # The same choices on the model's device, moved once for every layer.
+    source_partner, follows_partner, take_mean = (t.to(device) for t in (partner, iit_follows_partner, iit_mean))
     patches = []
-    source_partner = partner.to(device)
     for layer in range(n_layers):
         z = zs[layer].detach()
         z_pos, z_neg = z[positive_rows], z[negative_rows]
@@ -300,8 +301,8 @@ def task_losses(
         strict_z = torch.stack([z_neg, z_random_row, z_neg_mean])[strict_source.to(device), torch.arange(n_pairs, device=device)]
         strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
 
-        negative_side = torch.where(iit_mean.to(device)[:, None, None, None], z_neg_mean, z_neg)
-        iit_z = torch.where(iit_follows_partner.to(device)[:, None, None, None], z_pos[source_partner], negative_side)
+        negative_side = torch.where(take_mean[:, None, None, None], z_neg_mean, z_neg)
+        iit_z = torch.where(follows_partner[:, None, None, None], z_pos[source_partner], negative_side)
         chosen = in_circuit[layer].expand(n_pairs, n_heads) & ~iit_follows_partner[:, None]
         if layer == last_layer:
             chosen[iit_follows_partner, last_head] = True
@@ -310,7 +311,7 @@ def task_losses(
     tokens = batch.tokens[positive_rows].repeat(2, 1)
     patched_logits = model.unembed_residual(model.run_layers(tokens, patches)[0])
     iit_targets = torch.where(
-        iit_follows_partner.to(device)[:, None, None], batch.targets[positive_rows][source_partner], batch.targets[negative_rows]
+        follows_partner[:, None, None], batch.targets[positive_rows][source_partner], batch.targets[negative_rows]
     )
     strict_targets = batch.targets[positive_rows]
     if strict_toward_clean:  # the clean output's distribution, at the positions the task trains
