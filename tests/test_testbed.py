@@ -117,7 +117,7 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
-    config = testbed.TestbedConfig(pairs_per_task=6)
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6))
     batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")
     with torch.no_grad():
         for layer in range(2):
@@ -141,6 +141,14 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
 
 
+def test_each_task_batch_holds_its_own_pair_count(tokenizer):
+    """``pairs_per_task`` is per task: docstring can get more pairs per step than the others."""
+    config = testbed.TestbedConfig(pairs_per_task={**dict.fromkeys(TASK_NAMES, 4), "docstring": 8})
+    for task in TASK_NAMES:
+        batch, keys = _task_batch(tokenizer, task, config, 0, "cpu")
+        assert (len(batch.tokens), len(keys)) == (2 * config.pairs_per_task[task], config.pairs_per_task[task]), task
+
+
 def test_task_losses_keep_every_tensor_on_the_model_device(tokenizer, monkeypatch):
     """On another device than the CPU (here ``meta``, which refuses to mix devices as CUDA does),
     the batch, the interchange patches and the losses stay on the model's device while the
@@ -148,7 +156,7 @@ def test_task_losses_keep_every_tensor_on_the_model_device(tokenizer, monkeypatc
     import torch.fx.experimental._config as fx_config
 
     monkeypatch.setattr(fx_config, "meta_nonzero_assume_all_nonzero", True)  # boolean masks on meta
-    config = testbed.TestbedConfig(pairs_per_task=6, task_group_size=2)
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6), task_group_size=2)
     module = AttnOnlyTransformer(config.model).to("meta")
     batch, keys = _task_batch(tokenizer, "ioi", config, 0, "meta")
     assert (batch.tokens.device.type, batch.targets.device.type, keys.device.type) == ("meta", "meta", "cpu")
@@ -301,6 +309,10 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
     for group_size in (1, 13):
         with pytest.raises(SaekitError, match="task_group_size must be between 2"):
             testbed.TestbedConfig(task_group_size=group_size)
+    with pytest.raises(SaekitError, match=r"task_group_size must be between 2 .* \(3\), got 4"):
+        testbed.TestbedConfig(pairs_per_task={**dict.fromkeys(TASK_NAMES, 36), "ioi": 3})
+    with pytest.raises(SaekitError, match="pairs_per_task needs every task"):
+        testbed.TestbedConfig(pairs_per_task={"docstring": 36})
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 
@@ -403,11 +415,13 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
     started = stop_training()
     command = ["zoo", "train", "--recipe", "testbed", "--out", str(tmp_path / "tb")]
     settings = ["strict_toward_clean=true", 'answer_smoothing={"greater-than": 0.02}', "weight_decay=0", "seed=4",
-                'model={"n_layers": 6, "n_heads": 16, "d_head": 4}']
+                'model={"n_layers": 6, "n_heads": 16, "d_head": 4}',
+                'pairs_per_task={"ioi": 12, "greater-than": 12, "docstring": 36, "induction": 12}']
     assert main([*command, *(f"--set={setting}" for setting in settings), "--seed", "9"]) == 2
     default = testbed.TestbedConfig()
     assert started == [replace(default, strict_toward_clean=True, answer_smoothing={"greater-than": 0.02}, weight_decay=0.0, seed=9,
-                               model=replace(default.model, n_layers=6, n_heads=16, d_head=4))]
+                               model=replace(default.model, n_layers=6, n_heads=16, d_head=4),
+                               pairs_per_task={**default.pairs_per_task, "docstring": 36})]
     assert isinstance(started[0].weight_decay, float)  # an integer given for a float setting is read as one
     for setting, message in [
         ("strict_towards_clean=true", "did you mean 'strict_toward_clean'"),
@@ -421,6 +435,7 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         ("answer_smoothing=0.02", "takes a JSON object"),
         ('answer_smoothing={"greater_than": 0.02}', "['greater_than'] is not one"),
         ('answer_smoothing={"greater-than": 1.5}', "takes a share in [0, 1) per task"),
+        ('pairs_per_task={"docstring": 36}', "pairs_per_task needs every task"),
     ]:
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting

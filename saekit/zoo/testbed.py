@@ -45,8 +45,8 @@ from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_na
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
-    TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, induction_warmup_batch, pairs_batch,
-    save_toy_model,
+    TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, check_pairs_per_task,
+    induction_warmup_batch, pairs_batch, save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -129,8 +129,8 @@ class TestbedConfig:
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
     every position). Short documents: induction heads form in a time that grows about with the
     square of the context length (testbed.md §3)."""
-    pairs_per_task: int = 12
-    """Task pairs per task per step (each gives a positive and a negative)."""
+    pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
+    """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
     """Pairs of one template and length in a row of each task batch (`grouped_pairs`): the
     interchange partners and means are taken among them."""
@@ -158,10 +158,12 @@ class TestbedConfig:
 
     def __post_init__(self) -> None:
         """Refuse, before any training, a shape without room for the circuits, a run that would
-        end before the tasks join (a model without circuits), task batches that cannot come
-        in runs of ``task_group_size`` and answer smoothing for a task that does not exist."""
+        end before the tasks join (a model without circuits), pair counts that miss a task, task
+        batches that cannot come in runs of ``task_group_size`` and answer smoothing for a task
+        that does not exist."""
         _check_depth(self.model.n_layers)
-        _check_group_size(self.task_group_size, self.pairs_per_task)
+        check_pairs_per_task(self.pairs_per_task)
+        _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
@@ -364,7 +366,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
 
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
     """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
-    pairs = grouped_pairs(task, config.pairs_per_task, config.task_group_size, seed)
+    pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed)
     batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0))
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 

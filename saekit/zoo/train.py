@@ -99,9 +99,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         """Refuse, before training, a task missing from ``pairs_per_task`` and a per-task setting
         for a task that does not exist (it would be ignored)."""
-        check_per_task("pairs_per_task", self.pairs_per_task, lambda n: type(n) is int and n >= 1, "a positive integer")
-        if set(self.pairs_per_task) != set(TASK_NAMES):
-            raise SaekitError(f"pairs_per_task needs every task ({', '.join(TASK_NAMES)}), got {sorted(self.pairs_per_task)}.")
+        check_pairs_per_task(self.pairs_per_task)
         check_answer_smoothing(self.answer_smoothing)
 
     def to_dict(self) -> dict:
@@ -119,6 +117,13 @@ def check_per_task(name: str, values: dict, valid, what: str) -> None:
     wrong = {task: value for task, value in values.items() if not valid(value)}
     if wrong:
         raise SaekitError(f"{name} takes {what} per task, got {wrong}.")
+
+
+def check_pairs_per_task(pairs: dict[str, int]) -> None:
+    """``pairs_per_task`` holds a positive number of pairs per step for every task."""
+    check_per_task("pairs_per_task", pairs, lambda n: type(n) is int and n >= 1, "a positive integer")
+    if set(pairs) != set(TASK_NAMES):
+        raise SaekitError(f"pairs_per_task needs every task ({', '.join(TASK_NAMES)}), got {sorted(pairs)}.")
 
 
 def check_answer_smoothing(smoothing: dict[str, float]) -> None:
