@@ -304,7 +304,9 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
     shallow = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2)
     with pytest.raises(SaekitError, match="at least 3 layers"):
         testbed.train_testbed(testbed.TestbedConfig(model=shallow))
-    with pytest.raises(SaekitError, match="must exceed the warm-up and pretraining steps"):
+    with pytest.raises(SaekitError, match="at least 6 heads per layer"):
+        testbed.TestbedConfig(model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_heads=5))
+    with pytest.raises(SaekitError, match="must exceed the warm-up, pretraining and solo steps"):
         testbed.TestbedConfig(steps=1500)
     for group_size in (1, 13):
         with pytest.raises(SaekitError, match="task_group_size must be between 2"):
@@ -315,6 +317,29 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(pairs_per_task={"docstring": 36})
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
+
+
+def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
+    """A task of ``solo_steps`` trains alone (beside the generic text) for its steps right after
+    the warm-up, in the order of the tasks; then every task trains; a solo phase that would leave
+    no step for all the tasks, or a solo task that does not exist, is refused at the config."""
+    config = testbed.TestbedConfig(
+        steps=8, induction_warmup_steps=2, induction_warmup_batch=2, generic_documents=2, cooldown_steps=0, eval_every=0,
+        solo_steps={"induction": 1, "docstring": 2}, pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
+        model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
+    )
+    assert [config.tasks_training(step) for step in range(6)] == [
+        (), (), ("docstring",), ("docstring",), ("induction",), TASK_NAMES,
+    ]
+    batches = []
+    real_task_batch = testbed._task_batch
+    monkeypatch.setattr(testbed, "_task_batch", lambda tokenizer, task, *rest: batches.append(task) or real_task_batch(tokenizer, task, *rest))
+    testbed.train_testbed(config, log=lambda *_: None)
+    assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
+    with pytest.raises(SaekitError, match=r"must exceed the warm-up, pretraining and solo steps \(4500\)"):
+        testbed.TestbedConfig(solo_steps={"docstring": 3000})
+    with pytest.raises(SaekitError, match=r"\['doc'\] is not one"):
+        testbed.TestbedConfig(solo_steps={"doc": 10})
 
 
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
@@ -546,6 +571,20 @@ def test_fixed_roles_are_kept_and_the_other_circuits_drawn_around_them():
     heads = [(l, h) for placed in circuits.values() for l, h, _ in placed]
     assert len(set(heads)) == len(heads)
     assert draw_circuits(4, 8, seed=0, fixed=fixed) == circuits
+
+
+def test_docstring_mover_can_share_the_induction_head(tokenizer, monkeypatch):
+    """With ``mover_on_induction_head`` docstring's argument mover is the induction head; every
+    other role keeps the head it is drawn on without it."""
+    induction = [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
+    monkeypatch.setattr(testbed, "place_by_attention", lambda model, tokens: induction)
+    model = AttnOnlyTransformer(ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
+    drawn = testbed.place_circuits(model, tokenizer, seed=0)
+    shared = testbed.place_circuits(model, tokenizer, seed=0, mover_on_induction_head=True)
+    assert shared["docstring"] == [*drawn["docstring"][:2], (1, 5, "argument-mover")] != drawn["docstring"]
+    assert {task: heads for task, heads in shared.items() if task != "docstring"} == {
+        task: heads for task, heads in drawn.items() if task != "docstring"
+    }
 
 
 def test_learning_rate_falls_to_zero_over_the_cooldown_only():

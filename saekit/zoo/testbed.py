@@ -6,7 +6,8 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
 
 - every task has **roles** in stages (`CIRCUIT_ROLES`), each aligned with one head: stage k in
   layer k, the head drawn per training seed (`draw_circuits`; induction's where the warm-up
-  formed it, `place_by_attention`), distinct between tasks;
+  formed it, `place_by_attention`), distinct between tasks (but for docstring's argument mover
+  with ``docstring_mover_on_induction_head``);
 - **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
   equally plausible once the task's information is gone, as for the toy models);
 - **interchange (IIT)**: the high-level model of a task is its stages: the answer needs every
@@ -46,7 +47,7 @@ from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_docum
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
     TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, check_pairs_per_task,
-    induction_warmup_batch, pairs_batch, save_toy_model,
+    check_per_task, induction_warmup_batch, pairs_batch, save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -71,12 +72,20 @@ Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
 
 
-def _check_depth(n_layers: int) -> None:
+def _check_room(n_layers: int, n_heads: int) -> None:
+    """Refuse a shape with fewer layers than the deepest circuit has stages, or fewer heads per
+    layer than the roles placed there (every task's stage k sits in layer k, no head shared)."""
     deepest = max(len(stages) for stages in CIRCUIT_ROLES.values())
     if n_layers < deepest:
         raise SaekitError(
             f"A test-bed needs at least {deepest} layers (one per stage of the deepest circuit), got {n_layers}: "
             f"use a ToyModelConfig with n_layers >= {deepest}."
+        )
+    widest = max(sum(len(stages[k]) for stages in CIRCUIT_ROLES.values() if k < len(stages)) for k in range(deepest))
+    if n_heads < widest:
+        raise SaekitError(
+            f"A test-bed needs at least {widest} heads per layer (the roles that share a layer, one head each), got "
+            f"{n_heads}: use a ToyModelConfig with n_heads >= {widest}."
         )
 
 
@@ -90,7 +99,7 @@ def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None
     the residual stream, and a role placed higher reads its input under all of them: with the
     first stage in layer 2 greater-than was never learned, with the induction head in layer 3
     its pair carried nothing, in layer 1 it carried the task (docs/testbed.md)."""
-    _check_depth(n_layers)
+    _check_room(n_layers, n_heads)
     rng = np.random.default_rng([seed, 7])
     fixed = fixed or {}
     taken = {(layer, head) for heads in fixed.values() for layer, head, _ in heads}
@@ -129,6 +138,17 @@ class TestbedConfig:
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
     every position). Short documents: induction heads form in a time that grows about with the
     square of the context length (testbed.md §3)."""
+    solo_steps: dict[str, int] = field(default_factory=dict)
+    """Steps, per task, in which that task's losses train alone beside the generic text, at the
+    start of the task phase (tasks in the order of ``TASK_NAMES``); then every task trains. A
+    mechanism that forms late, as docstring's does (docs/testbed.md), gets the whole task
+    gradient for a while instead of a quarter of it."""
+    docstring_mover_on_induction_head: bool = False
+    """Docstring's argument mover is the head the warm-up made an induction head (shared with
+    the induction task's circuit) instead of a head drawn in layer 1. The mover finds the
+    argument whose predecessor was documented last, an induction head's match one word apart;
+    trained alone after the warm-up, docstring's drawn circuit did not learn it while the
+    induction heads did (docs/testbed.md)."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
@@ -161,22 +181,36 @@ class TestbedConfig:
         end before the tasks join (a model without circuits), pair counts that miss a task, task
         batches that cannot come in runs of ``task_group_size`` and answer smoothing for a task
         that does not exist."""
-        _check_depth(self.model.n_layers)
+        _check_room(self.model.n_layers, self.model.n_heads)
         check_pairs_per_task(self.pairs_per_task)
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
+        check_per_task("solo_steps", self.solo_steps, lambda n: type(n) is int and n >= 0, "a number of steps (0 or more)")
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
-        if self.steps <= self.tasks_start:
+        if self.steps <= self.tasks_start + sum(self.solo_steps.values()):
             raise SaekitError(
-                f"steps ({self.steps}) must exceed the warm-up and pretraining steps ({self.tasks_start}): the tasks and "
-                "their circuits join only after them. Raise steps or lower the warm-up / pretraining."
+                f"steps ({self.steps}) must exceed the warm-up, pretraining and solo steps "
+                f"({self.tasks_start + sum(self.solo_steps.values())}): every task and its circuit joins only after "
+                "them. Raise steps or lower the warm-up / pretraining / solo steps."
             )
 
     @property
     def tasks_start(self) -> int:
         """The step at which the tasks, their circuits and the interchange losses join."""
         return self.induction_warmup_steps + self.pretrain_steps
+
+    def tasks_training(self, step: int) -> tuple[str, ...]:
+        """The tasks whose losses train at ``step``: none before `tasks_start`, then each task of
+        ``solo_steps`` alone for its steps, then all of them."""
+        if step < self.tasks_start:
+            return ()
+        offset = step - self.tasks_start
+        for task in TASK_NAMES:
+            offset -= self.solo_steps.get(task, 0)
+            if offset < 0:
+                return (task,)
+        return TASK_NAMES
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
@@ -224,12 +258,20 @@ def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch se
     ]
 
 
-def place_circuits(model: AttnOnlyTransformer, tokenizer, seed: int, n_documents: int = 64) -> Circuits:
+def place_circuits(
+    model: AttnOnlyTransformer, tokenizer, seed: int, mover_on_induction_head: bool = False, n_documents: int = 64
+) -> Circuits:
     """Every task's circuit: the induction roles where the model's attention already does them
-    (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`)."""
+    (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`);
+    with ``mover_on_induction_head``, docstring's argument mover is the induction head (the two
+    circuits share it)."""
     rng = np.random.default_rng([seed, 8])
     induction = place_by_attention(model, document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)]))
-    return draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
+    circuits = draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
+    if mover_on_induction_head:
+        layer, head, _ = induction[-1]
+        circuits["docstring"] = [*circuits["docstring"][:-1], (layer, head, "argument-mover")]
+    return circuits
 
 
 def document_tokens(tokenizer, documents: list[list[str]]) -> Int[Tensor, "n_documents length"]:
@@ -402,12 +444,13 @@ def train_testbed(
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
         if step == config.tasks_start:
-            circuits = place_circuits(model, tokenizer, config.seed)
+            circuits = place_circuits(model, tokenizer, config.seed, config.docstring_mover_on_induction_head)
             log(f"step {step}: circuits {circuits}")
-        if step >= config.tasks_start:
+        training = config.tasks_training(step)
+        if training:
             parts = [
                 task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
-                for i, task in enumerate(TASK_NAMES)
+                for i, task in enumerate(TASK_NAMES) if task in training
             ]
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
         loss = generic + behaviour + config.iit_weight * iit + config.strict_weight * strict

@@ -1,0 +1,120 @@
+"""One task of the test-bed recipe trained alone: does its designated circuit learn it, and how fast?
+
+The full recipe shares each step between generic text and four tasks, and a run takes many
+minutes; this trains one task's losses (`saekit.zoo.testbed.task_losses`) alone on a model
+that has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the
+accuracy on positives of the model and of its designated circuit alone (every other head's
+``hook_z`` from the paired negative). One row of settings per ``--pairs`` value.
+
+::
+
+    python benchmarks/testbed_one_task.py --task docstring --pairs 12 36 --steps 3000
+    python benchmarks/testbed_one_task.py --task docstring --losses behaviour --start scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+
+from saekit.tasks import TASK_NAMES, make_task
+from saekit.zoo.evaluate import accuracy, answer_logits
+from saekit.zoo.language import TESTBED_VOCABULARY
+from saekit.zoo.model import AttnOnlyTransformer, ZPatch
+from saekit.zoo.testbed import TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, task_losses, train_testbed
+from saekit.zoo.tokenizer import build_toy_tokenizer
+from saekit.zoo.train import _step_seed
+
+
+@torch.no_grad()
+def accuracies(model: AttnOnlyTransformer, task, circuit) -> tuple[float, float]:
+    """Accuracy on positives of the model, and of the circuit with every other head resampled
+    from the paired negative."""
+    positives, negatives = task.tokens("positive"), task.tokens("negative")
+    model_accuracy = accuracy(task, answer_logits(model, task, "positive")).mean().item()
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    others = torch.ones(n_layers, n_heads, dtype=torch.bool)
+    for layer, head, _ in circuit:
+        others[layer, head] = False
+    negative_z = model.run_layers(negatives)[2]
+    patches = [ZPatch(negative_z[layer], others[layer].expand(len(positives), n_heads)) for layer in range(n_layers)]
+    circuit_logits = model.unembed_residual(model.run_layers(positives, patches)[0])
+    return model_accuracy, accuracy(task, task.answer_logits(circuit_logits)).mean().item()
+
+
+def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig, behaviour_only: bool, every: int, eval_task):
+    """Train ``task_name``'s losses alone for ``config.steps`` steps (the recipe's warm-up and
+    cooldown of the learning rate), printing the accuracies every ``every`` steps."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start = time.time()
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _testbed_learning_rate(config, step)
+        generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
+        batch, keys = _task_batch(tokenizer, task_name, config, _step_seed(config.seed, step, 2), "cpu")
+        behaviour, iit, strict = task_losses(model, batch, keys, circuit, generator, config.iit_negative_share,
+                                             config.strict_toward_clean)
+        loss = behaviour if behaviour_only else behaviour + config.iit_weight * iit + config.strict_weight * strict
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        if (step + 1) % every == 0:
+            model.eval()
+            model_accuracy, circuit_accuracy = accuracies(model, eval_task, circuit)
+            model.train()
+            print(f"  step {step + 1:5d}  accuracy {model_accuracy:.2f}  circuit alone {circuit_accuracy:.2f}  "
+                  f"({time.time() - start:.0f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=TASK_NAMES, default="docstring")
+    parser.add_argument("--pairs", type=int, nargs="+", default=[12], help="pairs of the task per step, one run each")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--losses", choices=["siit", "behaviour"], default="siit",
+                        help="the recipe's behaviour + interchange + strictness losses, or behaviour alone")
+    parser.add_argument("--start", choices=["warmup", "scratch"], default="warmup",
+                        help="after the recipe's induction warm-up (circuits placed as the recipe does), or from "
+                             "initial weights (circuits drawn)")
+    parser.add_argument("--heads", nargs="+", metavar="LAYER.HEAD",
+                        help="the task's circuit heads in role order, instead of where the recipe places them")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--every", type=int, default=250)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    recipe = TestbedConfig(seed=args.seed)
+    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
+    if args.start == "warmup":  # the recipe's warm-up, then one step of every task (where circuits are placed)
+        warm = TestbedConfig(seed=args.seed, steps=recipe.induction_warmup_steps + 1, cooldown_steps=0, eval_every=0)
+        start_model, circuits = train_testbed(warm, log=lambda *_: None)
+    else:
+        start_model = AttnOnlyTransformer(recipe.model, seed=args.seed)
+        circuits = draw_circuits(recipe.model.n_layers, recipe.model.n_heads, args.seed)
+    circuit = circuits[args.task]
+    if args.heads:
+        placed = [tuple(int(part) for part in head.split(".")) for head in args.heads]
+        n_layers, n_heads = recipe.model.n_layers, recipe.model.n_heads
+        if len(placed) != len(circuit) or not all(0 <= layer < n_layers and 0 <= head < n_heads for layer, head in placed):
+            parser.error(f"--heads needs {len(circuit)} heads of the {n_layers} x {n_heads} model for {args.task} "
+                         f"({[role for *_, role in circuit]})")
+        circuit = [(layer, head, role) for (layer, head), (*_, role) in zip(placed, circuit)]
+    eval_task = make_task(args.task, tokenizer, n_pairs=200, seed=0)
+    print(f"{args.task} alone, {args.losses} losses from {args.start}, seed {args.seed}; circuit {circuit}; "
+          f"the recipe's circuits {circuits}")
+    for n_pairs in args.pairs:
+        print(f"{n_pairs} pairs per step:")
+        config = TestbedConfig(
+            seed=args.seed, steps=args.steps, induction_warmup_steps=0, cooldown_steps=args.steps // 3,
+            pairs_per_task={**recipe.pairs_per_task, args.task: n_pairs},
+        )
+        train_alone(copy.deepcopy(start_model).train(), tokenizer, args.task, circuit, config, args.losses == "behaviour",
+                    args.every, eval_task)
+
+
+if __name__ == "__main__":
+    main()
