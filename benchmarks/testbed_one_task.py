@@ -1,10 +1,11 @@
 """One task of the test-bed recipe trained alone: does its designated circuit learn it, and how fast?
 
 The full recipe shares each step between generic text and four tasks, and a run takes many
-minutes; this trains one task's losses (`saekit.zoo.testbed.task_losses`) alone on a model
-that has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the
-accuracy on positives of the model and of its designated circuit alone (every other head's
-``hook_z`` from the paired negative). One row of settings per ``--pairs`` value.
+minutes; this trains one task's losses (`saekit.zoo.testbed.task_losses`, the recipe's default
+settings), with or without generic text beside them, on a model that has had the recipe's
+induction warm-up (or none), and prints every ``--every`` steps the accuracy on positives of
+the model and of its designated circuit alone (every other head's ``hook_z`` from the paired
+negative). One run per ``--pairs`` value.
 
 ::
 
@@ -24,7 +25,9 @@ from saekit.tasks import TASK_NAMES, make_task
 from saekit.zoo.evaluate import accuracy, answer_logits
 from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer, ZPatch
-from saekit.zoo.testbed import TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, task_losses, train_testbed
+from saekit.zoo.testbed import (
+    TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, generic_batch, generic_loss, task_losses, train_testbed,
+)
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
 
@@ -58,6 +61,9 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
         behaviour, iit, strict = task_losses(model, batch, keys, circuit, generator, config.iit_negative_share,
                                              config.strict_toward_clean)
         loss = behaviour if behaviour_only else behaviour + config.iit_weight * iit + config.strict_weight * strict
+        if config.generic_documents:
+            loss = loss + generic_loss(model, generic_batch(tokenizer, config.generic_documents, config.generic_length,
+                                                            _step_seed(config.seed, step, 98)))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -82,6 +88,8 @@ def main() -> None:
                              "initial weights (circuits drawn)")
     parser.add_argument("--heads", nargs="+", metavar="LAYER.HEAD",
                         help="the task's circuit heads in role order, instead of where the recipe places them")
+    parser.add_argument("--generic", type=int, default=0, metavar="N",
+                        help="N generic documents per step beside the task, as in the recipe (default: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=250)
     args = parser.parse_args()
@@ -104,12 +112,13 @@ def main() -> None:
                          f"({[role for *_, role in circuit]})")
         circuit = [(layer, head, role) for (layer, head), (*_, role) in zip(placed, circuit)]
     eval_task = make_task(args.task, tokenizer, n_pairs=200, seed=0)
-    print(f"{args.task} alone, {args.losses} losses from {args.start}, seed {args.seed}; circuit {circuit}; "
+    print(f"{args.task} alone ({args.generic} generic documents per step), {args.losses} losses from {args.start}, "
+          f"seed {args.seed}; circuit {circuit}; "
           f"the recipe's circuits {circuits}")
     for n_pairs in args.pairs:
         print(f"{n_pairs} pairs per step:")
         config = TestbedConfig(
-            seed=args.seed, steps=args.steps, induction_warmup_steps=0, cooldown_steps=args.steps // 3,
+            seed=args.seed, steps=args.steps, induction_warmup_steps=0, cooldown_steps=args.steps // 3, generic_documents=args.generic,
             pairs_per_task={**recipe.pairs_per_task, args.task: n_pairs},
         )
         train_alone(copy.deepcopy(start_model).train(), tokenizer, args.task, circuit, config, args.losses == "behaviour",

@@ -284,6 +284,11 @@ def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Te
     return document_tokens(tokenizer, generic_documents(n_documents, length - 1, seed))
 
 
+def generic_loss(model: AttnOnlyTransformer, tokens: Int[Tensor, "n_documents length"]) -> Tensor:
+    """Next-token cross-entropy on every position of generic documents (`generic_batch`)."""
+    return F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+
+
 def _soft_cross_entropy(logits: Float[Tensor, "batch seq vocab"], targets: Float[Tensor, "batch seq vocab"]) -> Tensor:
     trained = targets.sum(-1) > 0
     return -(targets * logits.log_softmax(-1)).sum(-1)[trained].mean()
@@ -442,7 +447,7 @@ def train_testbed(
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         else:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
-            generic = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+            generic = generic_loss(model, tokens)
         if step == config.tasks_start:
             circuits = place_circuits(model, tokenizer, config.seed, config.docstring_mover_on_induction_head)
             log(f"step {step}: circuits {circuits}")
