@@ -320,9 +320,12 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
 
 
 def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
-    """A task of ``solo_steps`` trains alone (beside the generic text) for its steps right after
-    the warm-up, in the order of the tasks; then every task trains; a solo phase that would leave
-    no step for all the tasks, or a solo task that does not exist, is refused at the config."""
+    """A task of ``solo_steps`` trains alone (beside the generic text unless ``solo_generic`` is
+    off) for its steps right after the warm-up, in the order of the tasks; then every task
+    trains; a solo phase that would leave no step for all the tasks, or a solo task that does not
+    exist, is refused at the config."""
+    from dataclasses import replace
+
     config = testbed.TestbedConfig(
         steps=8, induction_warmup_steps=2, induction_warmup_batch=2, generic_documents=2, cooldown_steps=0, eval_every=0,
         solo_steps={"induction": 1, "docstring": 2}, pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
@@ -334,8 +337,16 @@ def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
     batches = []
     real_task_batch = testbed._task_batch
     monkeypatch.setattr(testbed, "_task_batch", lambda tokenizer, task, *rest: batches.append(task) or real_task_batch(tokenizer, task, *rest))
+    generic = []
+    real_generic_batch = testbed.generic_batch
+    monkeypatch.setattr(testbed, "generic_batch", lambda *args: generic.append(args) or real_generic_batch(*args))
     testbed.train_testbed(config, log=lambda *_: None)
     assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
+    assert len(generic) == 6, "generic text at every step after the warm-up"
+    batches.clear(), generic.clear()
+    testbed.train_testbed(replace(config, solo_generic=False), log=lambda *_: None)
+    assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
+    assert len(generic) == 3, "no generic text beside a solo task"
     with pytest.raises(SaekitError, match=r"must exceed the warm-up, pretraining and solo steps \(4500\)"):
         testbed.TestbedConfig(solo_steps={"docstring": 3000})
     with pytest.raises(SaekitError, match=r"\['doc'\] is not one"):
