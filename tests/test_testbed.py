@@ -343,7 +343,8 @@ def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
     testbed.train_testbed(config, log=lambda *_: None)
     assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
     assert len(generic) == 6, "generic text at every step after the warm-up"
-    batches.clear(), generic.clear()
+    batches.clear()
+    generic.clear()
     testbed.train_testbed(replace(config, solo_generic=False), log=lambda *_: None)
     assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
     assert len(generic) == 3, "no generic text beside a solo task"

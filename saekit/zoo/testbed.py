@@ -193,11 +193,11 @@ class TestbedConfig:
         check_per_task("solo_steps", self.solo_steps, lambda n: type(n) is int and n >= 0, "a number of steps (0 or more)")
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
-        if self.steps <= self.tasks_start + sum(self.solo_steps.values()):
+        all_tasks_start = self.tasks_start + sum(self.solo_steps.values())
+        if self.steps <= all_tasks_start:
             raise SaekitError(
-                f"steps ({self.steps}) must exceed the warm-up, pretraining and solo steps "
-                f"({self.tasks_start + sum(self.solo_steps.values())}): every task and its circuit joins only after "
-                "them. Raise steps or lower the warm-up / pretraining / solo steps."
+                f"steps ({self.steps}) must exceed the warm-up, pretraining and solo steps ({all_tasks_start}): every "
+                "task and its circuit joins only after them. Raise steps or lower the warm-up / pretraining / solo steps."
             )
 
     @property
