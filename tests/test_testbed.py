@@ -306,7 +306,7 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.train_testbed(testbed.TestbedConfig(model=shallow))
     with pytest.raises(SaekitError, match="at least 6 heads per layer"):
         testbed.TestbedConfig(model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_heads=5))
-    with pytest.raises(SaekitError, match="must exceed the warm-up, pretraining and solo steps"):
+    with pytest.raises(SaekitError, match="must exceed the warm-up, pretraining and task-phase steps"):
         testbed.TestbedConfig(steps=1500)
     for group_size in (1, 13):
         with pytest.raises(SaekitError, match="task_group_size must be between 2"):
@@ -319,20 +319,22 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
     assert "must exceed the warm-up" in capsys.readouterr().err
 
 
-def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
-    """A task of ``solo_steps`` trains alone (beside the generic text unless ``solo_generic`` is
-    off) for its steps right after the warm-up, in the order of the tasks; then every task
-    trains; a solo phase that would leave no step for all the tasks, or a solo task that does not
-    exist, is refused at the config."""
+def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
+    """The tasks of each of ``task_phases`` train alone (beside the generic text unless
+    ``phase_generic`` is off) for its steps right after the warm-up, in the order given; then
+    every task trains; phases given as JSON lists equal those given as tuples; phases that would
+    leave no step for all the tasks, a task that does not exist, a task twice, an empty phase or
+    a phase of no steps are refused at the config."""
     from dataclasses import replace
 
     config = testbed.TestbedConfig(
         steps=8, induction_warmup_steps=2, induction_warmup_batch=2, generic_documents=2, cooldown_steps=0, eval_every=0,
-        solo_steps={"induction": 1, "docstring": 2}, pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
-        model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
+        task_phases=((("induction", "docstring"), 1), (("greater-than",), 2)), pairs_per_task=dict.fromkeys(TASK_NAMES, 2),
+        task_group_size=2, model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
     )
+    assert replace(config, task_phases=[[["induction", "docstring"], 1], [["greater-than"], 2]]) == config
     assert [config.tasks_training(step) for step in range(6)] == [
-        (), (), ("docstring",), ("docstring",), ("induction",), TASK_NAMES,
+        (), (), ("induction", "docstring"), ("greater-than",), ("greater-than",), TASK_NAMES,
     ]
     batches = []
     real_task_batch = testbed._task_batch
@@ -341,17 +343,23 @@ def test_solo_steps_train_one_task_alone_then_every_task(monkeypatch):
     real_generic_batch = testbed.generic_batch
     monkeypatch.setattr(testbed, "generic_batch", lambda *args: generic.append(args) or real_generic_batch(*args))
     testbed.train_testbed(config, log=lambda *_: None)
-    assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
+    assert batches == ["docstring", "induction", "greater-than", "greater-than", *TASK_NAMES * 3]
     assert len(generic) == 6, "generic text at every step after the warm-up"
     batches.clear()
     generic.clear()
-    testbed.train_testbed(replace(config, solo_generic=False), log=lambda *_: None)
-    assert batches == ["docstring", "docstring", "induction", *TASK_NAMES * 3]
-    assert len(generic) == 3, "no generic text beside a solo task"
-    with pytest.raises(SaekitError, match=r"must exceed the warm-up, pretraining and solo steps \(4500\)"):
-        testbed.TestbedConfig(solo_steps={"docstring": 3000})
-    with pytest.raises(SaekitError, match=r"\['doc'\] is not one"):
-        testbed.TestbedConfig(solo_steps={"doc": 10})
+    testbed.train_testbed(replace(config, phase_generic=False), log=lambda *_: None)
+    assert batches == ["docstring", "induction", "greater-than", "greater-than", *TASK_NAMES * 3]
+    assert len(generic) == 3, "no generic text in the phases"
+    with pytest.raises(SaekitError, match=r"must exceed the warm-up, pretraining and task-phase steps \(4500\)"):
+        testbed.TestbedConfig(task_phases=[[["docstring"], 3000]])
+    for phases in ([[["doc"], 10]], [[["docstring", "docstring"], 10]]):
+        with pytest.raises(SaekitError, match="lists distinct tasks of ioi"):
+            testbed.TestbedConfig(task_phases=phases)
+    for phases in ([[[], 10]], [[["docstring"], 0]], [["docstring", 10]], [[["docstring"]]]):
+        with pytest.raises(SaekitError, match=r"Each of task_phases is \(tasks, steps >= 1\)"):
+            testbed.TestbedConfig(task_phases=phases)
+    with pytest.raises(SaekitError, match="task_phases is a list"):
+        testbed.TestbedConfig(task_phases={"docstring": 10})
 
 
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
@@ -453,12 +461,14 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
     command = ["zoo", "train", "--recipe", "testbed", "--out", str(tmp_path / "tb")]
     settings = ["strict_toward_clean=true", 'answer_smoothing={"greater-than": 0.02}', "weight_decay=0", "seed=4",
                 'model={"n_layers": 6, "n_heads": 16, "d_head": 4}',
-                'pairs_per_task={"ioi": 12, "greater-than": 12, "docstring": 36, "induction": 12}']
+                'pairs_per_task={"ioi": 12, "greater-than": 12, "docstring": 36, "induction": 12}',
+                'task_phases=[[["docstring", "induction"], 1000]]']
     assert main([*command, *(f"--set={setting}" for setting in settings), "--seed", "9"]) == 2
     default = testbed.TestbedConfig()
     assert started == [replace(default, strict_toward_clean=True, answer_smoothing={"greater-than": 0.02}, weight_decay=0.0, seed=9,
                                model=replace(default.model, n_layers=6, n_heads=16, d_head=4),
-                               pairs_per_task={**default.pairs_per_task, "docstring": 36})]
+                               pairs_per_task={**default.pairs_per_task, "docstring": 36},
+                               task_phases=((("docstring", "induction"), 1000),))]
     assert isinstance(started[0].weight_decay, float)  # an integer given for a float setting is read as one
     for setting, message in [
         ("strict_towards_clean=true", "did you mean 'strict_toward_clean'"),
@@ -473,6 +483,8 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         ('answer_smoothing={"greater_than": 0.02}', "['greater_than'] is not one"),
         ('answer_smoothing={"greater-than": 1.5}', "takes a share in [0, 1) per task"),
         ('pairs_per_task={"docstring": 36}', "pairs_per_task needs every task"),
+        ('task_phases={"docstring": 1000}', "task_phases takes a JSON array"),
+        ('task_phases=[["docstring", 1000]]', "Each of task_phases is (tasks, steps >= 1)"),
     ]:
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting

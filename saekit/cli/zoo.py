@@ -107,8 +107,10 @@ def training_settings(assignments: list[str], config: Any) -> dict[str, Any]:
     def typed(name: str, value: Any, current: Any) -> Any:
         if isinstance(current, float) and type(value) in (int, float):
             return float(value)
+        if isinstance(current, tuple) and isinstance(value, list):
+            return value  # a JSON array; the config checks its items
         if type(value) is not type(current):
-            kind = {bool: "true or false", int: "an integer", dict: "a JSON object"}.get(type(current), type(current).__name__)
+            kind = {bool: "true or false", int: "an integer", dict: "a JSON object", tuple: "a JSON array"}.get(type(current), type(current).__name__)
             raise SaekitError(f"--set {name} takes {kind} (the recipe's is {current!r}), got {value!r}.")
         return value
 

@@ -116,6 +116,24 @@ def draw_circuits(n_layers: int, n_heads: int, seed: int, fixed: Circuits | None
     return {task: circuits[task] for task in TASK_NAMES}
 
 
+def _checked_phases(phases) -> tuple[tuple[tuple[str, ...], int], ...]:
+    """``task_phases`` as tuples (as given in Python, or as lists from JSON), each phase a
+    non-empty list of distinct tasks and a number of steps (1 or more); `SaekitError` otherwise."""
+    example = '[[["docstring", "induction"], 1000]]'
+    if not isinstance(phases, (list, tuple)):
+        raise SaekitError(f"task_phases is a list of (tasks, steps), e.g. {example}; got {phases!r}.")
+    checked = []
+    for phase in phases:
+        tasks, steps = phase if isinstance(phase, (list, tuple)) and len(phase) == 2 else (None, None)
+        if not (isinstance(tasks, (list, tuple)) and tasks and type(steps) is int and steps >= 1):
+            raise SaekitError(f"Each of task_phases is (tasks, steps >= 1), e.g. {example}; got {phase!r}.")
+        unknown = sorted(set(tasks) - set(TASK_NAMES))
+        if unknown or len(set(tasks)) < len(tasks):
+            raise SaekitError(f"A phase of task_phases lists distinct tasks of {', '.join(TASK_NAMES)}; got {list(tasks)}.")
+        checked.append((tuple(tasks), steps))
+    return tuple(checked)
+
+
 @dataclass(frozen=True)
 class TestbedConfig:
     """Everything that determines a trained test-bed model."""
@@ -138,14 +156,15 @@ class TestbedConfig:
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
     every position). Short documents: induction heads form in a time that grows about with the
     square of the context length (testbed.md §3)."""
-    solo_steps: dict[str, int] = field(default_factory=dict)
-    """Steps, per task, in which that task's losses train alone (beside the generic text unless
-    ``solo_generic`` is off), at the start of the task phase (tasks in the order of
-    ``TASK_NAMES``); then every task trains. A mechanism that forms late, as docstring's does
-    (docs/testbed.md), gets the whole task gradient for a while instead of a quarter of it."""
-    solo_generic: bool = True
-    """Whether the generic text trains beside a task's solo steps. Docstring alone after the
-    warm-up, its mover on the induction head, was learned through its circuit in 1,500 steps
+    task_phases: tuple[tuple[tuple[str, ...], int], ...] = ()
+    """Phases at the start of the task phase, in order, each (tasks, steps): only those tasks'
+    losses train for those steps (beside the generic text unless ``phase_generic`` is off); then
+    every task trains. A mechanism that forms late, as docstring's does (docs/testbed.md), gets a
+    larger share of the task gradient for a while; a task that shares a head with it (the
+    induction task, with ``docstring_mover_on_induction_head``) can train beside it."""
+    phase_generic: bool = True
+    """Whether the generic text trains beside the tasks of ``task_phases``. Docstring alone after
+    the warm-up, its mover on the induction head, was learned through its circuit in 1,500 steps
     without generic text and not at all beside 16 or 64 generic documents per step
     (docs/testbed.md)."""
     docstring_mover_on_induction_head: bool = False
@@ -190,14 +209,14 @@ class TestbedConfig:
         check_pairs_per_task(self.pairs_per_task)
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
-        check_per_task("solo_steps", self.solo_steps, lambda n: type(n) is int and n >= 0, "a number of steps (0 or more)")
+        object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
-        all_tasks_start = self.tasks_start + sum(self.solo_steps.values())
-        if self.steps <= all_tasks_start:
+        if self.steps <= self.phases_end:
             raise SaekitError(
-                f"steps ({self.steps}) must exceed the warm-up, pretraining and solo steps ({all_tasks_start}): every "
-                "task and its circuit joins only after them. Raise steps or lower the warm-up / pretraining / solo steps."
+                f"steps ({self.steps}) must exceed the warm-up, pretraining and task-phase steps ({self.phases_end}): "
+                "every task and its circuit joins only after them. Raise steps or lower the warm-up / pretraining / "
+                "task_phases steps."
             )
 
     @property
@@ -205,16 +224,21 @@ class TestbedConfig:
         """The step at which the tasks, their circuits and the interchange losses join."""
         return self.induction_warmup_steps + self.pretrain_steps
 
+    @property
+    def phases_end(self) -> int:
+        """The step at which `task_phases` end and every task trains."""
+        return self.tasks_start + sum(steps for _, steps in self.task_phases)
+
     def tasks_training(self, step: int) -> tuple[str, ...]:
-        """The tasks whose losses train at ``step``: none before `tasks_start`, then each task of
-        ``solo_steps`` alone for its steps, then all of them."""
+        """The tasks whose losses train at ``step``: none before `tasks_start`, then the tasks of
+        each of ``task_phases`` for its steps, then all of them."""
         if step < self.tasks_start:
             return ()
         offset = step - self.tasks_start
-        for task in TASK_NAMES:
-            offset -= self.solo_steps.get(task, 0)
+        for tasks, steps in self.task_phases:
+            offset -= steps
             if offset < 0:
-                return (task,)
+                return tasks
         return TASK_NAMES
 
     def to_dict(self) -> dict:
@@ -448,11 +472,11 @@ def train_testbed(
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         behaviour = iit = strict = generic = torch.zeros(())
         training = config.tasks_training(step)
-        solo = 0 < len(training) < len(TASK_NAMES)
+        in_phase = config.tasks_start <= step < config.phases_end
         if step < config.induction_warmup_steps:
             warmup = induction_warmup_batch(tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97)).to(device)
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
-        elif config.solo_generic or not solo:
+        elif config.phase_generic or not in_phase:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
         if step == config.tasks_start:
