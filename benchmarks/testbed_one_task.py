@@ -11,6 +11,7 @@ negative). One run per ``--pairs`` value.
 
     python benchmarks/testbed_one_task.py --task docstring --pairs 12 36 --steps 3000
     python benchmarks/testbed_one_task.py --task docstring --losses behaviour --start scratch
+    python benchmarks/testbed_one_task.py --task docstring --pairs 36 --set strict_weight=2
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from dataclasses import replace
 
 import torch
 
+from saekit.cli.zoo import training_settings
+from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES, make_task
 from saekit.zoo.evaluate import accuracy, answer_logits
 from saekit.zoo.language import TESTBED_VOCABULARY
@@ -92,13 +96,18 @@ def main() -> None:
                         help="N generic documents per step beside the task, as in the recipe (default: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                        help="a recipe setting, as for `saekit zoo train --set` (the warm-up and the task's losses use it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    recipe = TestbedConfig(seed=args.seed)
+    try:
+        recipe = replace(TestbedConfig(seed=args.seed), **training_settings(args.settings, TestbedConfig()))
+    except SaekitError as error:
+        parser.error(str(error))
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
     if args.start == "warmup":  # the recipe's warm-up, then one step of every task (where circuits are placed)
-        warm = TestbedConfig(seed=args.seed, steps=recipe.induction_warmup_steps + 1, cooldown_steps=0, eval_every=0)
+        warm = replace(recipe, steps=recipe.tasks_start + 1, cooldown_steps=0, eval_every=0, task_phases=())
         start_model, circuits = train_testbed(warm, log=lambda *_: None)
     else:
         start_model = AttnOnlyTransformer(recipe.model, seed=args.seed)
@@ -113,13 +122,13 @@ def main() -> None:
         circuit = [(layer, head, role) for (layer, head), (*_, role) in zip(placed, circuit)]
     eval_task = make_task(args.task, tokenizer, n_pairs=200, seed=0)
     print(f"{args.task} alone ({args.generic} generic documents per step), {args.losses} losses from {args.start}, "
-          f"seed {args.seed}; circuit {circuit}; "
+          f"seed {args.seed}, settings {args.settings}; circuit {circuit}; "
           f"the recipe's circuits {circuits}")
     for n_pairs in args.pairs:
         print(f"{n_pairs} pairs per step:")
-        config = TestbedConfig(
-            seed=args.seed, steps=args.steps, induction_warmup_steps=0, cooldown_steps=args.steps // 3, generic_documents=args.generic,
-            pairs_per_task={**recipe.pairs_per_task, args.task: n_pairs},
+        config = replace(
+            recipe, steps=args.steps, induction_warmup_steps=0, pretrain_steps=0, cooldown_steps=args.steps // 3,
+            generic_documents=args.generic, pairs_per_task={**recipe.pairs_per_task, args.task: n_pairs}, task_phases=(),
         )
         train_alone(copy.deepcopy(start_model).train(), tokenizer, args.task, circuit, config, args.losses == "behaviour",
                     args.every, eval_task)
