@@ -362,6 +362,35 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
         testbed.TestbedConfig(task_phases={"docstring": 10})
 
 
+def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
+    """With ``restart_optimizer``, a new AdamW (no moment estimates from the warm-up) starts at
+    `tasks_start`, right after the circuits are placed, and the learning rate warms up again
+    from there; without it one optimizer and one warm-up serve the whole run."""
+    from dataclasses import replace
+
+    config = testbed.TestbedConfig(
+        steps=8, induction_warmup_steps=3, induction_warmup_batch=2, generic_documents=2, warmup_steps=2, cooldown_steps=0,
+        eval_every=0, restart_optimizer=True, pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
+        model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
+    )
+    assert [testbed._testbed_learning_rate(config, step) / config.lr for step in range(8)] == [0.5, 1, 1, 0.5, 1, 1, 1, 1]
+    assert [testbed._testbed_learning_rate(replace(config, restart_optimizer=False), step) / config.lr
+            for step in range(8)] == [0.5, 1, 1, 1, 1, 1, 1, 1]
+    events = []
+    real_adamw = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda *args, **kwargs: events.append("optimizer") or real_adamw(*args, **kwargs))
+
+    def log(line: str) -> None:
+        if "circuits" in line:
+            events.append("circuits")
+
+    testbed.train_testbed(config, log=log)
+    assert events == ["optimizer", "circuits", "optimizer"]
+    events.clear()
+    testbed.train_testbed(replace(config, restart_optimizer=False), log=log)
+    assert events == ["optimizer", "circuits"]
+
+
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
     heads in role order; its ground truth answers for the folder's path."""

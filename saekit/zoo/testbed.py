@@ -28,6 +28,7 @@ keeps the job the generic text gives it. Training never touches the global rando
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -167,6 +168,12 @@ class TestbedConfig:
     the warm-up, its mover on the induction head, was learned through its circuit in 1,500 steps
     without generic text and not at all beside 16 or 64 generic documents per step
     (docs/testbed.md)."""
+    restart_optimizer: bool = False
+    """A new optimizer when the tasks join (`tasks_start`): AdamW's moment estimates from the
+    warm-up are dropped and the learning rate warms up again over ``warmup_steps``. Docstring
+    alone after the warm-up, with a new optimizer, was learned through its circuit at seed 0
+    (`benchmarks/testbed_one_task.py`); in full runs continuing the warm-up's optimizer it was
+    not (docs/testbed.md)."""
     docstring_mover_on_induction_head: bool = False
     """Docstring's argument mover is the head the warm-up made an induction head (shared with
     the induction task's circuit) instead of a head drawn in layer 1. The mover finds the
@@ -401,10 +408,13 @@ def task_losses(
 
 
 def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
-    """The toy recipe's warm-up and constant rate, falling linearly to zero over the cooldown."""
+    """The toy recipe's warm-up (again from `tasks_start` with ``restart_optimizer``) and constant
+    rate, falling linearly to zero over the cooldown."""
+    restarted = config.restart_optimizer and step >= config.tasks_start
+    rate = _learning_rate(config, step - config.tasks_start if restarted else step)
     if config.cooldown_steps == 0:
-        return _learning_rate(config, step)
-    return _learning_rate(config, step) * min(1.0, (config.steps - step) / config.cooldown_steps)
+        return rate
+    return rate * min(1.0, (config.steps - step) / config.cooldown_steps)
 
 
 def pair_key(pair: ToyPair) -> int:
@@ -464,9 +474,15 @@ def train_testbed(
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
     model = AttnOnlyTransformer(config.model, seed=config.seed).to(device)
     circuits: Circuits = {}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    new_optimizer = partial(torch.optim.AdamW, list(model.parameters()), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = new_optimizer()
     history = []
     for step in range(config.steps):
+        if step == config.tasks_start:
+            circuits = place_circuits(model, tokenizer, config.seed, config.docstring_mover_on_induction_head)
+            log(f"step {step}: circuits {circuits}")
+            if config.restart_optimizer:
+                optimizer = new_optimizer()
         for group in optimizer.param_groups:
             group["lr"] = _testbed_learning_rate(config, step)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
@@ -479,9 +495,6 @@ def train_testbed(
         elif config.phase_generic or not in_phase:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
-        if step == config.tasks_start:
-            circuits = place_circuits(model, tokenizer, config.seed, config.docstring_mover_on_induction_head)
-            log(f"step {step}: circuits {circuits}")
         if training:
             parts = [
                 task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
