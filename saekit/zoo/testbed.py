@@ -48,7 +48,7 @@ from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_docum
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.train import (
     TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, check_pairs_per_task,
-    check_per_task, induction_warmup_batch, pairs_batch, save_toy_model,
+    induction_warmup_batch, pairs_batch, save_toy_model,
 )
 
 #: Each task's roles (one head each) in stages, in the order information flows through them: the
@@ -172,8 +172,8 @@ class TestbedConfig:
     """A new optimizer when the tasks join (`tasks_start`): AdamW's moment estimates from the
     warm-up are dropped and the learning rate warms up again over ``warmup_steps``. Docstring
     alone after the warm-up, with a new optimizer, was learned through its circuit at seed 0
-    (`benchmarks/testbed_one_task.py`); in full runs continuing the warm-up's optimizer it was
-    not (docs/testbed.md)."""
+    (`benchmarks/testbed_one_task.py`); in full runs at seed 0 it was in a phase beside the
+    induction task with a new optimizer and not without one (docs/testbed.md)."""
     docstring_mover_on_induction_head: bool = False
     """Docstring's argument mover is the head the warm-up made an induction head (shared with
     the induction task's circuit) instead of a head drawn in layer 1. The mover finds the
