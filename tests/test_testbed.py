@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,14 @@ from saekit.tasks.toy import toy_pairs
 from saekit.zoo.testbed import CIRCUIT_ROLES, _task_batch, draw_circuits, grouped_pairs, role_names, task_losses
 from saekit.zoo.train import pairs_batch
 from saekit.zoo.tokenizer import build_toy_tokenizer
+
+
+TINY_RUN = testbed.TestbedConfig(
+    steps=8, induction_warmup_steps=2, induction_warmup_batch=2, generic_documents=2, cooldown_steps=0, eval_every=0,
+    pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
+    model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
+)
+"""A run of a few steps on a tiny model, for tests of what happens at which step."""
 
 
 @pytest.fixture(scope="module")
@@ -325,13 +334,7 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
     every task trains; phases given as JSON lists equal those given as tuples; phases that would
     leave no step for all the tasks, a task that does not exist, a task twice, an empty phase or
     a phase of no steps are refused at the config."""
-    from dataclasses import replace
-
-    config = testbed.TestbedConfig(
-        steps=8, induction_warmup_steps=2, induction_warmup_batch=2, generic_documents=2, cooldown_steps=0, eval_every=0,
-        task_phases=((("induction", "docstring"), 1), (("greater-than",), 2)), pairs_per_task=dict.fromkeys(TASK_NAMES, 2),
-        task_group_size=2, model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
-    )
+    config = replace(TINY_RUN, task_phases=((("induction", "docstring"), 1), (("greater-than",), 2)))
     assert replace(config, task_phases=[[["induction", "docstring"], 1], [["greater-than"], 2]]) == config
     assert [config.tasks_training(step) for step in range(6)] == [
         (), (), ("induction", "docstring"), ("greater-than",), ("greater-than",), TASK_NAMES,
@@ -366,13 +369,7 @@ def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
     """With ``restart_optimizer``, a new AdamW (no moment estimates from the warm-up) starts at
     `tasks_start`, right after the circuits are placed, and the learning rate warms up again
     from there; without it one optimizer and one warm-up serve the whole run."""
-    from dataclasses import replace
-
-    config = testbed.TestbedConfig(
-        steps=8, induction_warmup_steps=3, induction_warmup_batch=2, generic_documents=2, warmup_steps=2, cooldown_steps=0,
-        eval_every=0, restart_optimizer=True, pairs_per_task=dict.fromkeys(TASK_NAMES, 2), task_group_size=2,
-        model=ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=16, d_head=4),
-    )
+    config = replace(TINY_RUN, induction_warmup_steps=3, warmup_steps=2, restart_optimizer=True)
     assert [testbed._testbed_learning_rate(config, step) / config.lr for step in range(8)] == [0.5, 1, 1, 0.5, 1, 1, 1, 1]
     assert [testbed._testbed_learning_rate(replace(config, restart_optimizer=False), step) / config.lr
             for step in range(8)] == [0.5, 1, 1, 1, 1, 1, 1, 1]
@@ -439,7 +436,6 @@ def test_zoo_train_like_a_folder_retrains_the_model_it_holds(tmp_path, capsys, s
     config.json, those without a flag included: retraining gives the same weights bit for bit, a
     flag overrides its setting, and a record that is not a saekit recipe's is refused by name."""
     import json
-    from dataclasses import replace
 
     from safetensors.torch import load_file
 
@@ -482,8 +478,6 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
     """`--set FIELD=VALUE` (JSON) sets a setting that has no flag, the shape included; a named
     flag wins over it; an unknown field, bad JSON or a value of the wrong type stops the command
     before training."""
-    from dataclasses import replace
-
     from saekit.cli import main
 
     started = stop_training()
