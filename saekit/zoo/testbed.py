@@ -172,8 +172,9 @@ class TestbedConfig:
     """A new optimizer when the tasks join (`tasks_start`): AdamW's moment estimates from the
     warm-up are dropped and the learning rate warms up again over ``warmup_steps``. Docstring
     alone after the warm-up, with a new optimizer, was learned through its circuit at seed 0
-    (`benchmarks/testbed_one_task.py`); in full runs at seed 0 it was in a phase beside the
-    induction task with a new optimizer and not without one (docs/testbed.md)."""
+    (`benchmarks/testbed_one_task.py`). In full runs with docstring in a phase beside the
+    induction task the optimizer mattered at seed 0 (learned with a new one, not without) and
+    not at seed 2 (learned either way); docs/testbed.md."""
     docstring_mover_on_induction_head: bool = False
     """Docstring's argument mover is the head the warm-up made an induction head (shared with
     the induction task's circuit) instead of a head drawn in layer 1. The mover finds the
