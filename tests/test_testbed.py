@@ -247,6 +247,17 @@ def test_task_batches_draw_more_pairs_until_a_run_fits():
         grouped_pairs("docstring", 12, 13, seed=0)
 
 
+def test_task_batches_larger_than_one_run_per_key_take_further_runs():
+    """ioi has 8 template-and-length keys: 36 pairs in runs of 4 are one run of each key, then a
+    second run of one of them (before, the pool doubled for ever)."""
+    pairs = grouped_pairs("ioi", 36, 4, seed=5)
+    keys = [testbed.pair_key(pair) for pair in pairs]
+    runs = [keys[i : i + 4] for i in range(0, 36, 4)]
+    assert len(pairs) == 36 and all(len(set(run)) == 1 for run in runs)
+    assert len({run[0] for run in runs[:8]}) == 8 and runs[8][0] in {run[0] for run in runs[:8]}
+    assert len(set(pairs)) == 36
+
+
 def test_card_partners_share_template_and_length():
     from saekit import load_model
     from saekit.tasks import make_task

@@ -436,16 +436,20 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
 
     Drawn from a pool of seeded pairs (8 × ``n_pairs``, doubled until it holds enough runs): the
     keys in the order they first appear there (so common keys come first, as often as the task
-    draws them), ``group_size`` pairs of each key that has that many. A batch of freely drawn
-    pairs holds one or two of a key (induction has 15 lengths), so a same-key partner or a
-    same-key mean is mostly the pair itself, and strictness rarely sees another prompt of the task."""
+    draws them), ``group_size`` pairs of each key that has that many; then a second run of each
+    such key, and so on, for a batch that needs more runs than the task has keys (ioi has 8, so
+    36 pairs in runs of 4 take a second run of one key). A batch of freely drawn pairs holds one
+    or two of a key (induction has 15 lengths), so a same-key partner or a same-key mean is
+    mostly the pair itself, and strictness rarely sees another prompt of the task."""
     _check_group_size(group_size, n_pairs)
     pool_size = 8 * n_pairs
     while True:
         members: dict[int, list[ToyPair]] = {}
         for pair in toy_pairs(task, pool_size, seed):  # a longer pool extends the shorter one
             members.setdefault(pair_key(pair), []).append(pair)
-        picked = [pair for pairs in members.values() if len(pairs) >= group_size for pair in pairs[:group_size]]
+        longest = max(map(len, members.values()))
+        runs = [pairs[start : start + group_size] for start in range(0, longest, group_size) for pairs in members.values()]
+        picked = [pair for run in runs if len(run) == group_size for pair in run]
         if len(picked) >= n_pairs:
             return picked[:n_pairs]
         pool_size *= 2
