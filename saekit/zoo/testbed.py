@@ -173,8 +173,9 @@ class TestbedConfig:
     warm-up are dropped and the learning rate warms up again over ``warmup_steps``. Docstring
     alone after the warm-up, with a new optimizer, was learned through its circuit at seed 0
     (`benchmarks/testbed_one_task.py`). In full runs with docstring in a phase beside the
-    induction task the optimizer mattered at seed 0 (learned with a new one, not without) and
-    not at seed 2 (learned either way); docs/testbed.md."""
+    induction task the optimizer mattered at seed 0 (learned through its circuit with a new one,
+    by heads outside it without) and not at seed 2 (through its circuit either way);
+    docs/testbed.md."""
     docstring_mover_on_induction_head: bool = False
     """Docstring's argument mover is the head the warm-up made an induction head (shared with
     the induction task's circuit) instead of a head drawn in layer 1. The mover finds the
@@ -437,10 +438,10 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
     Drawn from a pool of seeded pairs (8 × ``n_pairs``, doubled until it holds enough runs): the
     keys in the order they first appear there (so common keys come first, as often as the task
     draws them), ``group_size`` pairs of each key that has that many; then a second run of each
-    such key, and so on, for a batch that needs more runs than the task has keys (ioi has 8, so
-    36 pairs in runs of 4 take a second run of one key). A batch of freely drawn pairs holds one
-    or two of a key (induction has 15 lengths), so a same-key partner or a same-key mean is
-    mostly the pair itself, and strictness rarely sees another prompt of the task."""
+    key that has that many more, and so on, for a batch that needs more runs than the task has
+    keys (ioi has 8, so 36 pairs in runs of 4 take a second run of one key). A batch of freely
+    drawn pairs holds one or two of a key (induction has 15 lengths), so a same-key partner or a
+    same-key mean is mostly the pair itself, and strictness rarely sees another prompt of the task."""
     _check_group_size(group_size, n_pairs)
     pool_size = 8 * n_pairs
     while True:
