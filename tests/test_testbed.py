@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -144,10 +146,70 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
             module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_toward_clean=True
         )
         torch.testing.assert_close(strict_toward_clean, _soft_cross_entropy(module(positives_only.tokens), clean))
-        _, _, strict_wrong_circuit = task_losses(
-            module, batch, keys, [(0, 0, "previous-token"), (1, 3, "induction")], torch.Generator().manual_seed(0)
-        )
+        wrong_circuit = [(0, 0, "previous-token"), (1, 3, "induction")]
+        _, _, strict_wrong_circuit = task_losses(module, batch, keys, wrong_circuit, torch.Generator().manual_seed(0))
+        for subsets in (False, True):
+            on_logits = partial(task_losses, module, batch, keys, strict_logits=True, strict_subsets=subsets)
+            _, _, strict_logits = on_logits(circuit, torch.Generator().manual_seed(0))
+            _, _, strict_logits_wrong_circuit = on_logits(wrong_circuit, torch.Generator().manual_seed(0))
+            assert strict_logits.item() == pytest.approx(0.0, abs=1e-10)
+            assert strict_logits_wrong_circuit.item() > 1e-4
+        with_log_odds = partial(task_losses, module, batch, keys, strict_log_odds=True)
+        torch.testing.assert_close(with_log_odds(circuit, torch.Generator().manual_seed(0))[2], behaviour_on_positives)
+        assert with_log_odds(wrong_circuit, torch.Generator().manual_seed(0))[2] > strict_wrong_circuit + 1e-4
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
+
+
+def test_candidate_logit_distance_reads_only_differences_between_candidates():
+    """Zero for a shift of every logit at a position; a candidate's logit moved by d among n
+    candidates gives d^2 (n - 1) / n^2; tokens outside the candidates and positions without any
+    are not read."""
+    candidates = torch.zeros(1, 3, 5)
+    candidates[0, 0, :4] = 1.0
+    candidates[0, 1, [1, 3]] = 1.0
+    reference = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(0))
+    shifted = reference + torch.tensor([1.0, -2.0, 5.0])[None, :, None]
+    shifted[0, 0, 4] += 7.0  # not a candidate
+    shifted[0, 2] += torch.arange(5.0)  # a position without candidates
+    assert testbed.candidate_logit_distance(shifted, reference, candidates).item() == pytest.approx(0.0, abs=1e-6)
+    moved = shifted.clone()
+    moved[0, 0, 2] += 2.0
+    expected = (2.0**2 * 3 / 16 + 0.0) / 2  # mean over the two positions with candidates
+    assert testbed.candidate_logit_distance(moved, reference, candidates).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_candidates_are_the_answers_the_wrong_answers_and_the_negative_options(tokenizer):
+    """At every trained position of both prompts of a pair (for induction, every word of the
+    repeat): the answers, the wrong answers and the negative's options; nothing elsewhere."""
+    vocab = tokenizer.get_vocab()
+    for task in ("docstring", "induction"):  # docstring's wrong answers are not among its options
+        pairs = toy_pairs(task, 3, seed=0)
+        batch = pairs_batch(tokenizer, pairs)
+        for row in range(len(batch.tokens)):
+            pair = pairs[row // 2]
+            expected = {vocab[word] for word in (*pair.answers, *pair.wrong, *pair.negative_options)}
+            trained = batch.targets[row].sum(-1) > 0
+            assert trained.sum() == 1 + len(pair.earlier_answers)
+            for position in trained.nonzero()[:, 0].tolist():
+                assert set(batch.candidates[row, position].nonzero()[:, 0].tolist()) == expected
+            assert (batch.candidates[row, ~trained] == 0).all()
+            final = len(pair.positive.split()) if row % 2 == 0 else len(pair.negative.split())
+            signs = batch.answer_signs[row]
+            assert set(signs[final].eq(1).nonzero()[:, 0].tolist()) == {vocab[word] for word in pair.answers}
+            assert set(signs[final].eq(-1).nonzero()[:, 0].tolist()) == {vocab[word] for word in pair.wrong}
+            assert signs.abs().sum() == len(pair.answers) + len(pair.wrong)
+
+
+def test_answer_log_odds_compare_the_answers_mass_with_the_wrong_answers_mass():
+    """log(p(answers) / p(wrong)) at the marked position, whatever the other tokens' logits."""
+    logits = torch.zeros(2, 3, 5)
+    logits[0, 1] = torch.tensor([2.0, 0.0, 0.0, 1.0, 9.0])
+    logits[1, 2] = torch.tensor([0.0, 3.0, 3.0, 1.0, -4.0])
+    signs = torch.zeros(2, 3, 5)
+    signs[0, 1, 0], signs[0, 1, [1, 2]] = 1.0, -1.0
+    signs[1, 2, [1, 2]], signs[1, 2, 3] = 1.0, -1.0
+    expected = torch.tensor([2.0 - math.log(2.0), 3.0 + math.log(2.0) - 1.0])
+    torch.testing.assert_close(testbed.answer_log_odds(logits, signs), expected)
 
 
 def test_each_task_batch_holds_its_own_pair_count(tokenizer):
@@ -219,6 +281,13 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
         others = [j for j in same[row].nonzero()[:, 0].tolist() if j != row]
         z = recorded[-1][2].z[n_pairs + row, :, 0]
         assert any(torch.allclose(z, clean_z[2][2 * j, :, 0]) for j in others), "name mover from another positive"
+
+    with torch.no_grad():
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_subsets=True)
+    strict_heads = patched_heads(recorded[-1])[:n_pairs]
+    assert not (strict_heads & in_circuit).any(), "strict rows with subsets still patch outside heads only"
+    patched_share = strict_heads.sum((1, 2)) / (~in_circuit).sum()
+    assert patched_share.min() < 0.5 < patched_share.max()
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -313,8 +382,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
-    """Too shallow a shape, steps that end before the tasks join, or task batches that cannot be
-    grouped fail at the config, before the warm-up's 1,500 steps (which would otherwise run first)."""
+    """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
+    grouped, or two strictness targets at once fail at the config, before the warm-up's 1,500 steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):
@@ -335,6 +404,8 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(pairs_per_task={**dict.fromkeys(TASK_NAMES, 36), "ioi": 3})
     with pytest.raises(SaekitError, match="pairs_per_task needs every task"):
         testbed.TestbedConfig(pairs_per_task={"docstring": 36})
+    with pytest.raises(SaekitError, match="strict_logits already matches .* leave strict_toward_clean off"):
+        testbed.TestbedConfig(strict_logits=True, strict_toward_clean=True)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 

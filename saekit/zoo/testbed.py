@@ -17,7 +17,10 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   value on another positive of the same template must give that positive's answer;
 - **strictness (SIIT)**: replacing every head *outside* the circuit by its value on the paired
   negative, on another prompt of the same template, or by the negatives' mean must leave the
-  output unchanged (the task's answer; with ``strict_toward_clean``, the clean output).
+  output unchanged (the task's answer; with ``strict_toward_clean``, the clean output; with
+  ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
+  ``strict_log_odds``, also the clean log-odds of the answers; with ``strict_subsets``, a
+  random subset of those heads is replaced).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -198,6 +201,26 @@ class TestbedConfig:
     """Strictness asks the patched output to match the clean one (its distribution, detached)
     instead of the task's answer, so a head whose removal makes the answer *more* certain is
     penalised too."""
+    strict_logits: bool = False
+    """Strictness asks the patched model's logits to match the clean model's (detached) over the
+    tokens a task's answer is chosen among (`TrainingBatch.candidates`: its answers, wrong answers
+    and the negative's options), each position's centred on their mean there (the squared
+    difference, averaged over those tokens), instead of a cross-entropy. A cross-entropy
+    stops pulling once the answer is certain, so a circuit alone could give several times the
+    clean logit difference (IOI's overshoot) and a head outside a fifth of it. Implies
+    strictness toward the clean output."""
+    strict_log_odds: bool = False
+    """Strictness adds, to its cross-entropy toward the task's answer, the Huber loss (squared
+    up to 1, linear beyond) between the patched and the clean model's (detached) log-odds of the
+    answers against the wrong answers at the final position (`answer_log_odds`; IOI's is its
+    metric, the others' move with theirs). The cross-entropy alone stops pulling once the
+    answer is certain, so a circuit alone could give several times the clean logit difference
+    (IOI's overshoot) and a head outside a fifth of it; this term asks the patched metric to
+    stay where the clean one is (docs/testbed.md, "Strictness that does not saturate")."""
+    strict_subsets: bool = False
+    """Each strictness row patches a random subset of the heads outside the circuit (each head
+    with a probability drawn per row) instead of all of them, so that heads outside are asked to
+    change nothing one at a time too, as the card's largest effect outside measures them."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -219,6 +242,10 @@ class TestbedConfig:
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
+        if self.strict_logits and self.strict_toward_clean:
+            raise SaekitError(
+                "strict_logits already matches the patched output to the clean one: leave strict_toward_clean off."
+            )
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.phases_end:
@@ -332,6 +359,29 @@ def _soft_cross_entropy(logits: Float[Tensor, "batch seq vocab"], targets: Float
     return -(targets * logits.log_softmax(-1)).sum(-1)[trained].mean()
 
 
+def answer_log_odds(logits: Float[Tensor, "n seq vocab"], answer_signs: Float[Tensor, "n seq vocab"]) -> Float[Tensor, " n"]:
+    """Per row, log of the probability on the answers over that on the wrong answers, at the
+    position where ``answer_signs`` marks them (+1 answers, -1 wrong; `TrainingBatch.answer_signs`)."""
+    position = answer_signs.abs().sum(-1).argmax(-1)
+    final_logits, signs = (t[torch.arange(len(t)), position] for t in (logits, answer_signs))
+    answers, wrong = (final_logits.masked_fill(~mask, float("-inf")).logsumexp(-1) for mask in (signs > 0, signs < 0))
+    return answers - wrong
+
+
+def candidate_logit_distance(
+    logits: Float[Tensor, "n seq vocab"], reference: Float[Tensor, "n seq vocab"], candidates: Float[Tensor, "n seq vocab"]
+) -> Tensor:
+    """Mean over positions with candidates of the mean squared difference between ``logits`` and
+    ``reference`` over the candidate tokens, each centred on its mean over them: zero exactly when
+    every difference between two candidates' logits is the same in both."""
+    def centred(values: Tensor) -> Tensor:
+        return values - (values * candidates).sum(-1, keepdim=True) / counts
+
+    counts = candidates.sum(-1, keepdim=True).clamp(min=1)
+    squared = ((centred(logits) - centred(reference)) ** 2 * candidates).sum(-1) / counts[..., 0]
+    return squared[candidates.sum(-1) > 0].mean()
+
+
 def same_template_partners(keys: Int[Tensor, " n"], generator: torch.Generator) -> Int[Tensor, " n"]:
     """For each prompt, a random other prompt with the same key (template and length); itself if none."""
     others = (keys[:, None] == keys[None, :]) & ~torch.eye(len(keys), dtype=torch.bool)
@@ -347,6 +397,9 @@ def task_losses(
     generator: torch.Generator,
     negative_share: float = TestbedConfig.iit_negative_share,
     strict_toward_clean: bool = False,
+    strict_logits: bool = False,
+    strict_subsets: bool = False,
+    strict_log_odds: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -376,6 +429,8 @@ def task_losses(
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
     iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
+    # With strict_subsets, per row the chance that each outside head is patched.
+    patch_chance = torch.rand(n_pairs, 1, generator=generator) if strict_subsets else None
     # The same choices on the model's device, moved once for every layer.
     source_partner, follows_partner, take_mean = (t.to(device) for t in (partner, iit_follows_partner, iit_mean))
     patches = []
@@ -387,6 +442,8 @@ def task_losses(
         z_random_row = torch.where(from_positive[:, None, None, None], z_pos, z_neg)[source_partner]
         strict_z = torch.stack([z_neg, z_random_row, z_neg_mean])[strict_source.to(device), torch.arange(n_pairs, device=device)]
         strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
+        if patch_chance is not None:
+            strict_heads = strict_heads & (torch.rand(n_pairs, n_heads, generator=generator) < patch_chance)
 
         negative_side = torch.where(take_mean[:, None, None, None], z_neg_mean, z_neg)
         iit_z = torch.where(follows_partner[:, None, None, None], z_pos[source_partner], negative_side)
@@ -400,12 +457,22 @@ def task_losses(
     iit_targets = torch.where(
         follows_partner[:, None, None], batch.targets[positive_rows][source_partner], batch.targets[negative_rows]
     )
-    strict_targets = batch.targets[positive_rows]
-    if strict_toward_clean:  # the clean output's distribution, at the positions the task trains
-        trained = strict_targets.sum(-1, keepdim=True) > 0
-        strict_targets = logits[positive_rows].detach().softmax(-1) * trained
-    strict = _soft_cross_entropy(patched_logits[:n_pairs], strict_targets)
     iit = _soft_cross_entropy(patched_logits[n_pairs:], iit_targets)
+    clean = logits[positive_rows].detach()
+    if strict_logits:
+        if batch.candidates is None:
+            raise SaekitError("strict_logits needs a batch of task pairs with their candidates (`pairs_batch`).")
+        strict = candidate_logit_distance(patched_logits[:n_pairs], clean, batch.candidates[positive_rows])
+    elif strict_toward_clean:  # the clean output's distribution, at the positions the task trains
+        trained = batch.targets[positive_rows].sum(-1, keepdim=True) > 0
+        strict = _soft_cross_entropy(patched_logits[:n_pairs], clean.softmax(-1) * trained)
+    else:
+        strict = _soft_cross_entropy(patched_logits[:n_pairs], batch.targets[positive_rows])
+    if strict_log_odds:
+        if batch.answer_signs is None:
+            raise SaekitError("strict_log_odds needs a batch of task pairs with their answer signs (`pairs_batch`).")
+        signs = batch.answer_signs[positive_rows]
+        strict = strict + F.huber_loss(answer_log_odds(patched_logits[:n_pairs], signs), answer_log_odds(clean, signs))
     return behaviour, iit, strict
 
 
@@ -503,7 +570,11 @@ def train_testbed(
             generic = generic_loss(model, tokens)
         if training:
             parts = [
-                task_losses(model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task], generator, config.iit_negative_share, config.strict_toward_clean)
+                task_losses(
+                    model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task],
+                    generator, config.iit_negative_share,
+                    config.strict_toward_clean, config.strict_logits, config.strict_subsets, config.strict_log_odds,
+                )
                 for i, task in enumerate(TASK_NAMES) if task in training
             ]
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))

@@ -138,10 +138,17 @@ class TrainingBatch:
     tokens: Int[Tensor, "batch seq"]
     targets: Float[Tensor, "batch seq vocab"]
     """Target distribution of the next token; all zero where a position is not trained on."""
+    candidates: Float[Tensor, "batch seq vocab"] | None = None
+    """1.0 on the tokens a task prompt's answer is chosen among (answers, wrong answers and the
+    negative's options) at each trained position; None for batches that are not task pairs."""
+    answer_signs: Float[Tensor, "batch seq vocab"] | None = None
+    """At a task prompt's final position, +1.0 on the answers and -1.0 on the wrong answers (what
+    the task's metric compares); 0 elsewhere. None for batches that are not task pairs."""
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         """The batch on ``device`` (batches are built on the CPU, from seeded generators)."""
-        return TrainingBatch(self.tokens.to(device), self.targets.to(device))
+        parts = (self.tokens, self.targets, self.candidates, self.answer_signs)
+        return TrainingBatch(*(None if part is None else part.to(device) for part in parts))
 
 
 def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_smoothing: float = 0.0) -> TrainingBatch:
@@ -156,7 +163,8 @@ def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0) 
     A positive's target is its answer (uniform over the answers when there are several), with
     ``answer_smoothing`` of the mass spread over its wrong answers instead; a negative's a
     uniform distribution over its ``negative_options``. Earlier answer positions
-    (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task.
+    (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task. Both
+    prompts of a pair share their candidates and answer signs (`TrainingBatch`).
     """
     prompts, targets = [], []  # targets: (word index, [(target words, their total mass), ...]) per prompt
     for pair in pairs:
@@ -181,7 +189,16 @@ def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0) 
     target_probs.index_put_(
         (torch.tensor(rows), torch.tensor(positions), torch.tensor(token_ids)), torch.tensor(masses), accumulate=True
     )
-    return TrainingBatch(tokens, target_probs)
+    candidates, answer_signs = torch.zeros_like(target_probs), torch.zeros_like(target_probs)
+    for row, prompt_targets in enumerate(targets):
+        pair = pairs[row // 2]
+        choices = [vocab[word] for word in {*pair.answers, *pair.wrong, *pair.negative_options}]
+        for word_index, _ in prompt_targets:
+            candidates[row, word_index + 1, choices] = 1.0
+        final = prompt_targets[0][0] + 1
+        answer_signs[row, final, [vocab[word] for word in pair.wrong]] = -1.0
+        answer_signs[row, final, [vocab[word] for word in pair.answers]] = 1.0
+    return TrainingBatch(tokens, target_probs, candidates, answer_signs)
 
 
 def induction_warmup_batch(
