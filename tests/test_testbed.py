@@ -128,8 +128,8 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
-    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6))
-    batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6), strict_log_odds=True)
+    batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")  # with its answer sets
     with torch.no_grad():
         for layer in range(2):
             keep = torch.zeros(4, dtype=torch.bool)
@@ -184,7 +184,8 @@ def test_candidates_are_the_answers_the_wrong_answers_and_the_negative_options(t
     vocab = tokenizer.get_vocab()
     for task in ("docstring", "induction"):  # docstring's wrong answers are not among its options
         pairs = toy_pairs(task, 3, seed=0)
-        batch = pairs_batch(tokenizer, pairs)
+        assert pairs_batch(tokenizer, pairs).candidates is None, "built only when asked for"
+        batch = pairs_batch(tokenizer, pairs, answer_sets=True)
         for row in range(len(batch.tokens)):
             pair = pairs[row // 2]
             expected = {vocab[word] for word in (*pair.answers, *pair.wrong, *pair.negative_options)}
@@ -383,7 +384,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
     """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
-    grouped, or two strictness targets at once fail at the config, before the warm-up's 1,500 steps (which would otherwise run first)."""
+    grouped, or two strictness targets at once fail at the config, before the warm-up's 1,500
+    steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):

@@ -207,16 +207,14 @@ class TestbedConfig:
     and the negative's options), each position's centred on their mean there (the squared
     difference, averaged over those tokens), instead of a cross-entropy. A cross-entropy
     stops pulling once the answer is certain, so a circuit alone could give several times the
-    clean logit difference (IOI's overshoot) and a head outside a fifth of it. Implies
-    strictness toward the clean output."""
+    clean logit difference (IOI's overshoot) and a head outside a fifth of it (docs/testbed.md,
+    "Strictness that does not saturate"). Implies strictness toward the clean output."""
     strict_log_odds: bool = False
     """Strictness adds, to its cross-entropy toward the task's answer, the Huber loss (squared
     up to 1, linear beyond) between the patched and the clean model's (detached) log-odds of the
     answers against the wrong answers at the final position (`answer_log_odds`; IOI's is its
-    metric, the others' move with theirs). The cross-entropy alone stops pulling once the
-    answer is certain, so a circuit alone could give several times the clean logit difference
-    (IOI's overshoot) and a head outside a fifth of it; this term asks the patched metric to
-    stay where the clean one is (docs/testbed.md, "Strictness that does not saturate")."""
+    metric, the others' move with theirs), so that the patched metric stays where the clean one
+    is even once the answer is certain (see ``strict_logits``)."""
     strict_subsets: bool = False
     """Each strictness row patches a random subset of the heads outside the circuit (each head
     with a probability drawn per row) instead of all of them, so that heads outside are asked to
@@ -461,7 +459,7 @@ def task_losses(
     clean = logits[positive_rows].detach()
     if strict_logits:
         if batch.candidates is None:
-            raise SaekitError("strict_logits needs a batch of task pairs with their candidates (`pairs_batch`).")
+            raise SaekitError("strict_logits needs a batch with its candidates: `pairs_batch(..., answer_sets=True)`.")
         strict = candidate_logit_distance(patched_logits[:n_pairs], clean, batch.candidates[positive_rows])
     elif strict_toward_clean:  # the clean output's distribution, at the positions the task trains
         trained = batch.targets[positive_rows].sum(-1, keepdim=True) > 0
@@ -470,7 +468,7 @@ def task_losses(
         strict = _soft_cross_entropy(patched_logits[:n_pairs], batch.targets[positive_rows])
     if strict_log_odds:
         if batch.answer_signs is None:
-            raise SaekitError("strict_log_odds needs a batch of task pairs with their answer signs (`pairs_batch`).")
+            raise SaekitError("strict_log_odds needs a batch with its answer signs: `pairs_batch(..., answer_sets=True)`.")
         signs = batch.answer_signs[positive_rows]
         strict = strict + F.huber_loss(answer_log_odds(patched_logits[:n_pairs], signs), answer_log_odds(clean, signs))
     return behaviour, iit, strict
@@ -526,7 +524,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
     """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
     pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed)
-    batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0))
+    batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), config.strict_logits or config.strict_log_odds)
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 
 

@@ -140,10 +140,10 @@ class TrainingBatch:
     """Target distribution of the next token; all zero where a position is not trained on."""
     candidates: Float[Tensor, "batch seq vocab"] | None = None
     """1.0 on the tokens a task prompt's answer is chosen among (answers, wrong answers and the
-    negative's options) at each trained position; None for batches that are not task pairs."""
+    negative's options) at each trained position; None unless `pairs_batch` was asked for them."""
     answer_signs: Float[Tensor, "batch seq vocab"] | None = None
     """At a task prompt's final position, +1.0 on the answers and -1.0 on the wrong answers (what
-    the task's metric compares); 0 elsewhere. None for batches that are not task pairs."""
+    the task's metric compares); 0 elsewhere. None unless `pairs_batch` was asked for them."""
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         """The batch on ``device`` (batches are built on the CPU, from seeded generators)."""
@@ -157,14 +157,15 @@ def training_batch(tokenizer, task_name: str, n_pairs: int, seed: int, answer_sm
     return pairs_batch(tokenizer, toy_pairs(task_name, n_pairs, seed), answer_smoothing)
 
 
-def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0) -> TrainingBatch:
+def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0, answer_sets: bool = False) -> TrainingBatch:
     """``pairs`` as ``2 * len(pairs)`` examples (rows: positive, negative, positive, ...).
 
     A positive's target is its answer (uniform over the answers when there are several), with
     ``answer_smoothing`` of the mass spread over its wrong answers instead; a negative's a
     uniform distribution over its ``negative_options``. Earlier answer positions
-    (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task. Both
-    prompts of a pair share their candidates and answer signs (`TrainingBatch`).
+    (`ToyPair.earlier_answers`) are trained too: each ends a shorter prompt of the task. With
+    ``answer_sets``, the batch also carries its candidates and answer signs (`TrainingBatch`; both
+    prompts of a pair share them), which only some strictness options read.
     """
     prompts, targets = [], []  # targets: (word index, [(target words, their total mass), ...]) per prompt
     for pair in pairs:
@@ -189,6 +190,8 @@ def pairs_batch(tokenizer, pairs: list[ToyPair], answer_smoothing: float = 0.0) 
     target_probs.index_put_(
         (torch.tensor(rows), torch.tensor(positions), torch.tensor(token_ids)), torch.tensor(masses), accumulate=True
     )
+    if not answer_sets:
+        return TrainingBatch(tokens, target_probs)
     candidates, answer_signs = torch.zeros_like(target_probs), torch.zeros_like(target_probs)
     for row, prompt_targets in enumerate(targets):
         pair = pairs[row // 2]
