@@ -290,6 +290,15 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
     patched_share = strict_heads.sum((1, 2)) / (~in_circuit).sum()
     assert patched_share.min() < 0.5 < patched_share.max()
 
+    for subset_share in (0.0, 0.5):
+        with torch.no_grad():
+            task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_subsets=True, subset_share=subset_share)
+        every_head = (patched_heads(recorded[-1])[:n_pairs] == ~in_circuit).all((1, 2))
+        if subset_share == 0.0:
+            assert every_head.all(), "with no subset rows every strict row patches every head outside"
+        else:
+            assert 0 < every_head.sum() < n_pairs, "some rows patch every head outside, some a subset"
+
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_task_batches_come_in_runs_of_one_template_and_length(task):
@@ -384,8 +393,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
     """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
-    grouped, or two strictness targets at once fail at the config, before the warm-up's 1,500
-    steps (which would otherwise run first)."""
+    grouped, two strictness targets at once or a subset share outside [0, 1] fail at the config,
+    before the warm-up's 1,500 steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):
@@ -408,6 +417,8 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(pairs_per_task={"docstring": 36})
     with pytest.raises(SaekitError, match="strict_logits already matches .* leave strict_toward_clean off"):
         testbed.TestbedConfig(strict_logits=True, strict_toward_clean=True)
+    with pytest.raises(SaekitError, match="strict_subset_share is a share"):
+        testbed.TestbedConfig(strict_subsets=True, strict_subset_share=1.5)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 
@@ -704,9 +715,10 @@ def test_fixed_roles_are_kept_and_the_other_circuits_drawn_around_them():
     assert draw_circuits(4, 8, seed=0, fixed=fixed) == circuits
 
 
-def test_docstring_mover_can_share_the_induction_head(tokenizer, monkeypatch):
-    """With ``mover_on_induction_head`` docstring's argument mover is the induction head; every
-    other role keeps the head it is drawn on without it."""
+def test_docstring_mover_and_ioi_can_share_the_induction_circuit(tokenizer, monkeypatch):
+    """With ``mover_on_induction_head`` docstring's argument mover is the induction head; with
+    ``ioi_on_induction_heads`` IOI's circuit gains the previous-token and induction heads in the
+    stages of their layers, its name mover still last; every other role keeps its drawn head."""
     induction = [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
     monkeypatch.setattr(testbed, "place_by_attention", lambda model, tokens: induction)
     model = AttnOnlyTransformer(ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
@@ -715,6 +727,12 @@ def test_docstring_mover_can_share_the_induction_head(tokenizer, monkeypatch):
     assert shared["docstring"] == [*drawn["docstring"][:2], (1, 5, "argument-mover")] != drawn["docstring"]
     assert {task: heads for task, heads in shared.items() if task != "docstring"} == {
         task: heads for task, heads in drawn.items() if task != "docstring"
+    }
+    with_ioi = testbed.place_circuits(model, tokenizer, seed=0, ioi_on_induction_heads=True)
+    (dup, s_inhibition, mover) = drawn["ioi"]
+    assert with_ioi["ioi"] == [dup, (0, 3, "previous-token"), s_inhibition, (1, 5, "induction"), mover]
+    assert {task: heads for task, heads in with_ioi.items() if task != "ioi"} == {
+        task: heads for task, heads in drawn.items() if task != "ioi"
     }
 
 

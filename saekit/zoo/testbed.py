@@ -7,7 +7,8 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
 - every task has **roles** in stages (`CIRCUIT_ROLES`), each aligned with one head: stage k in
   layer k, the head drawn per training seed (`draw_circuits`; induction's where the warm-up
   formed it, `place_by_attention`), distinct between tasks (but for docstring's argument mover
-  with ``docstring_mover_on_induction_head``);
+  with ``docstring_mover_on_induction_head`` and IOI's previous-token and induction heads with
+  ``ioi_on_induction_heads``);
 - **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
   equally plausible once the task's information is gone, as for the toy models);
 - **interchange (IIT)**: the high-level model of a task is its stages: the answer needs every
@@ -20,7 +21,7 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   output unchanged (the task's answer; with ``strict_toward_clean``, the clean output; with
   ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
   ``strict_log_odds``, also the clean log-odds of the answers; with ``strict_subsets``, a
-  random subset of those heads is replaced).
+  random subset of those heads is replaced, in a ``strict_subset_share`` of the rows).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -185,6 +186,12 @@ class TestbedConfig:
     argument whose predecessor was documented last, an induction head's match one word apart;
     trained alone after the warm-up, docstring's drawn circuit did not learn it while the
     induction heads did (docs/testbed.md)."""
+    ioi_on_induction_heads: bool = False
+    """IOI's circuit also holds the induction circuit's previous-token and induction heads
+    (shared), as GPT-2's IOI circuit holds previous-token and induction heads beside its
+    duplicate-token heads (Wang et al. 2022): an IOI prompt repeats a name, and with those heads
+    outside IOI's circuit they were among its largest single-head effects outside it in eight of
+    nine runs (docs/testbed.md, "Where IOI's largest outside effects sit")."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
@@ -219,6 +226,10 @@ class TestbedConfig:
     """Each strictness row patches a random subset of the heads outside the circuit (each head
     with a probability drawn per row) instead of all of them, so that heads outside are asked to
     change nothing one at a time too, as the card's largest effect outside measures them."""
+    strict_subset_share: float = 1.0
+    """With ``strict_subsets``, the share of strictness rows that patch a subset; the others patch
+    every head outside, as the circuit's faithfulness asks. Subsets alone let a head outside
+    carry docstring and induction (docs/testbed.md, "Strictness that does not saturate")."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -243,6 +254,10 @@ class TestbedConfig:
         if self.strict_logits and self.strict_toward_clean:
             raise SaekitError(
                 "strict_logits already matches the patched output to the clean one: leave strict_toward_clean off."
+            )
+        if not 0.0 <= self.strict_subset_share <= 1.0:
+            raise SaekitError(
+                f"strict_subset_share is a share of the strictness rows, in [0, 1]; got {self.strict_subset_share}."
             )
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
@@ -322,18 +337,27 @@ def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch se
 
 
 def place_circuits(
-    model: AttnOnlyTransformer, tokenizer, seed: int, mover_on_induction_head: bool = False, n_documents: int = 64
+    model: AttnOnlyTransformer,
+    tokenizer,
+    seed: int,
+    mover_on_induction_head: bool = False,
+    ioi_on_induction_heads: bool = False,
+    n_documents: int = 64,
 ) -> Circuits:
     """Every task's circuit: the induction roles where the model's attention already does them
     (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`);
-    with ``mover_on_induction_head``, docstring's argument mover is the induction head (the two
-    circuits share it)."""
+    with ``mover_on_induction_head``, docstring's argument mover is the induction head, and with
+    ``ioi_on_induction_heads`` IOI's circuit holds the induction circuit's previous-token and
+    induction heads too, each in the stage of its layer (the circuits share them)."""
     rng = np.random.default_rng([seed, 8])
     induction = place_by_attention(model, document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)]))
     circuits = draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
     if mover_on_induction_head:
         layer, head, _ = induction[-1]
         circuits["docstring"] = [*circuits["docstring"][:-1], (layer, head, "argument-mover")]
+    if ioi_on_induction_heads:
+        shared = [head for head in induction if head[2] != "duplicate-token"]
+        circuits["ioi"] = sorted(circuits["ioi"] + shared, key=lambda head: head[0])  # the name mover stays last
     return circuits
 
 
@@ -398,6 +422,7 @@ def task_losses(
     strict_logits: bool = False,
     strict_subsets: bool = False,
     strict_log_odds: bool = False,
+    subset_share: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -427,8 +452,11 @@ def task_losses(
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
     iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
-    # With strict_subsets, per row the chance that each outside head is patched.
+    # With strict_subsets, per row the chance that each outside head is patched (1 for the rows
+    # outside subset_share: every head).
     patch_chance = torch.rand(n_pairs, 1, generator=generator) if strict_subsets else None
+    if patch_chance is not None and subset_share < 1.0:
+        patch_chance[torch.rand(n_pairs, generator=generator) >= subset_share] = 1.0
     # The same choices on the model's device, moved once for every layer.
     source_partner, follows_partner, take_mean = (t.to(device) for t in (partner, iit_follows_partner, iit_mean))
     patches = []
@@ -550,7 +578,9 @@ def train_testbed(
     history = []
     for step in range(config.steps):
         if step == config.tasks_start:
-            circuits = place_circuits(model, tokenizer, config.seed, config.docstring_mover_on_induction_head)
+            circuits = place_circuits(
+                model, tokenizer, config.seed, config.docstring_mover_on_induction_head, config.ioi_on_induction_heads
+            )
             log(f"step {step}: circuits {circuits}")
             if config.restart_optimizer:
                 optimizer = new_optimizer()
@@ -572,6 +602,7 @@ def train_testbed(
                     model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task],
                     generator, config.iit_negative_share,
                     config.strict_toward_clean, config.strict_logits, config.strict_subsets, config.strict_log_odds,
+                    config.strict_subset_share,
                 )
                 for i, task in enumerate(TASK_NAMES) if task in training
             ]
