@@ -128,7 +128,7 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
     module = AttnOnlyTransformer(cfg, seed=0).eval()
     circuit = [(0, 1, "previous-token"), (1, 2, "induction")]
-    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6), strict_log_odds=True)
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 6), strict_log_odds=("induction",))
     batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")  # with its answer sets
     with torch.no_grad():
         for layer in range(2):
@@ -148,8 +148,8 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
         torch.testing.assert_close(strict_toward_clean, _soft_cross_entropy(module(positives_only.tokens), clean))
         wrong_circuit = [(0, 0, "previous-token"), (1, 3, "induction")]
         _, _, strict_wrong_circuit = task_losses(module, batch, keys, wrong_circuit, torch.Generator().manual_seed(0))
-        for subsets in (False, True):
-            on_logits = partial(task_losses, module, batch, keys, strict_logits=True, strict_subsets=subsets)
+        for subset_share in (0.0, 1.0):
+            on_logits = partial(task_losses, module, batch, keys, strict_logits=True, subset_share=subset_share)
             _, _, strict_logits = on_logits(circuit, torch.Generator().manual_seed(0))
             _, _, strict_logits_wrong_circuit = on_logits(wrong_circuit, torch.Generator().manual_seed(0))
             assert strict_logits.item() == pytest.approx(0.0, abs=1e-10)
@@ -176,6 +176,18 @@ def test_candidate_logit_distance_reads_only_differences_between_candidates():
     moved[0, 0, 2] += 2.0
     expected = (2.0**2 * 3 / 16 + 0.0) / 2  # mean over the two positions with candidates
     assert testbed.candidate_logit_distance(moved, reference, candidates).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_strict_log_odds_names_the_tasks_whose_batches_carry_answer_signs(tokenizer):
+    """Only the tasks ``strict_log_odds`` lists get answer signs (what its loss reads); a list
+    from JSON becomes a tuple, and an unknown or repeated task is refused at the config."""
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 4), strict_log_odds=["ioi", "induction"])
+    assert config.strict_log_odds == ("ioi", "induction")
+    with_signs = {task for task in TASK_NAMES if _task_batch(tokenizer, task, config, 0, "cpu")[0].answer_signs is not None}
+    assert with_signs == {"ioi", "induction"}
+    for tasks in (["ioi", "doc"], ["ioi", "ioi"], True):
+        with pytest.raises(SaekitError, match="strict_log_odds lists distinct tasks of ioi"):
+            testbed.TestbedConfig(strict_log_odds=tasks)
 
 
 def test_candidates_are_the_answers_the_wrong_answers_and_the_negative_options(tokenizer):
@@ -284,7 +296,7 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
         assert any(torch.allclose(z, clean_z[2][2 * j, :, 0]) for j in others), "name mover from another positive"
 
     with torch.no_grad():
-        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_subsets=True)
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), subset_share=1.0)
     strict_heads = patched_heads(recorded[-1])[:n_pairs]
     assert not (strict_heads & in_circuit).any(), "strict rows with subsets still patch outside heads only"
     patched_share = strict_heads.sum((1, 2)) / (~in_circuit).sum()
@@ -292,7 +304,7 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
 
     for subset_share in (0.0, 0.5):
         with torch.no_grad():
-            task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), strict_subsets=True, subset_share=subset_share)
+            task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), subset_share=subset_share)
         every_head = (patched_heads(recorded[-1])[:n_pairs] == ~in_circuit).all((1, 2))
         if subset_share == 0.0:
             assert every_head.all(), "with no subset rows every strict row patches every head outside"

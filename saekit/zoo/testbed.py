@@ -20,7 +20,7 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   negative, on another prompt of the same template, or by the negatives' mean must leave the
   output unchanged (the task's answer; with ``strict_toward_clean``, the clean output; with
   ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
-  ``strict_log_odds``, also the clean log-odds of the answers; with ``strict_subsets``, a
+  ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with ``strict_subsets``, a
   random subset of those heads is replaced, in a ``strict_subset_share`` of the rows).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
@@ -132,11 +132,16 @@ def _checked_phases(phases) -> tuple[tuple[tuple[str, ...], int], ...]:
         tasks, steps = phase if isinstance(phase, (list, tuple)) and len(phase) == 2 else (None, None)
         if not (isinstance(tasks, (list, tuple)) and tasks and type(steps) is int and steps >= 1):
             raise SaekitError(f"Each of task_phases is (tasks, steps >= 1), e.g. {example}; got {phase!r}.")
-        unknown = sorted(set(tasks) - set(TASK_NAMES))
-        if unknown or len(set(tasks)) < len(tasks):
-            raise SaekitError(f"A phase of task_phases lists distinct tasks of {', '.join(TASK_NAMES)}; got {list(tasks)}.")
-        checked.append((tuple(tasks), steps))
+        checked.append((_checked_tasks("A phase of task_phases", tasks), steps))
     return tuple(checked)
+
+
+def _checked_tasks(what: str, tasks) -> tuple[str, ...]:
+    """``tasks`` as a tuple if it lists distinct task names (as given in Python, or a JSON array);
+    `SaekitError` naming ``what`` otherwise."""
+    if not (isinstance(tasks, (list, tuple)) and all(t in TASK_NAMES for t in tasks) and len(set(tasks)) == len(tasks)):
+        raise SaekitError(f"{what} lists distinct tasks of {', '.join(TASK_NAMES)}; got {tasks!r}.")
+    return tuple(tasks)
 
 
 @dataclass(frozen=True)
@@ -216,12 +221,12 @@ class TestbedConfig:
     stops pulling once the answer is certain, so a circuit alone could give several times the
     clean logit difference (IOI's overshoot) and a head outside a fifth of it (docs/testbed.md,
     "Strictness that does not saturate"). Implies strictness toward the clean output."""
-    strict_log_odds: bool = False
-    """Strictness adds, to its cross-entropy toward the task's answer, the Huber loss (squared
-    up to 1, linear beyond) between the patched and the clean model's (detached) log-odds of the
-    answers against the wrong answers at the final position (`answer_log_odds`; IOI's is its
-    metric, the others' move with theirs), so that the patched metric stays where the clean one
-    is even once the answer is certain (see ``strict_logits``)."""
+    strict_log_odds: tuple[str, ...] = ()
+    """The tasks whose strictness adds, to its cross-entropy toward the task's answer, the Huber
+    loss (squared up to 1, linear beyond) between the patched and the clean model's (detached)
+    log-odds of the answers against the wrong answers at the final position (`answer_log_odds`;
+    IOI's is its metric, the others' move with theirs), so that the patched metric stays where
+    the clean one is even once the answer is certain (see ``strict_logits``)."""
     strict_subsets: bool = False
     """Each strictness row patches a random subset of the heads outside the circuit (each head
     with a probability drawn per row) instead of all of them, so that heads outside are asked to
@@ -251,6 +256,7 @@ class TestbedConfig:
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
+        object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
         if self.strict_logits and self.strict_toward_clean:
             raise SaekitError(
                 "strict_logits already matches the patched output to the clean one: leave strict_toward_clean off."
@@ -420,15 +426,16 @@ def task_losses(
     negative_share: float = TestbedConfig.iit_negative_share,
     strict_toward_clean: bool = False,
     strict_logits: bool = False,
-    strict_subsets: bool = False,
     strict_log_odds: bool = False,
-    subset_share: float = 1.0,
+    subset_share: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
     ``template_keys`` groups pairs whose prompts align position by position (same template and
     length); sources of interchanges are taken within a group only. The random choices are drawn
     on the CPU from ``generator`` whatever the model's device, so they do not depend on it.
+    ``subset_share`` is the share of strictness rows that patch a random subset of the heads
+    outside the circuit instead of all of them (``strict_subsets``, ``strict_subset_share``).
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
@@ -452,9 +459,9 @@ def task_losses(
     strict_source = torch.randint(3, (n_pairs,), generator=generator)
     iit_follows_partner = (torch.rand(n_pairs, generator=generator) >= negative_share) & has_partner
     iit_mean = torch.rand(n_pairs, generator=generator) < 0.5
-    # With strict_subsets, per row the chance that each outside head is patched (1 for the rows
-    # outside subset_share: every head).
-    patch_chance = torch.rand(n_pairs, 1, generator=generator) if strict_subsets else None
+    # Per strict row, the chance that each outside head is patched: drawn in a subset_share of the
+    # rows, 1 (every head) in the others.
+    patch_chance = torch.rand(n_pairs, 1, generator=generator) if subset_share > 0 else None
     if patch_chance is not None and subset_share < 1.0:
         patch_chance[torch.rand(n_pairs, generator=generator) >= subset_share] = 1.0
     # The same choices on the model's device, moved once for every layer.
@@ -552,7 +559,8 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
     """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
     pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed)
-    batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), config.strict_logits or config.strict_log_odds)
+    answer_sets = config.strict_logits or task in config.strict_log_odds
+    batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), answer_sets)
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 
 
@@ -601,8 +609,8 @@ def train_testbed(
                 task_losses(
                     model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task],
                     generator, config.iit_negative_share,
-                    config.strict_toward_clean, config.strict_logits, config.strict_subsets, config.strict_log_odds,
-                    config.strict_subset_share,
+                    config.strict_toward_clean, config.strict_logits, task in config.strict_log_odds,
+                    config.strict_subset_share if config.strict_subsets else 0.0,
                 )
                 for i, task in enumerate(TASK_NAMES) if task in training
             ]
