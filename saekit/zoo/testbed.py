@@ -20,8 +20,9 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   negative, on another prompt of the same template, or by the negatives' mean must leave the
   output unchanged (the task's answer; with ``strict_toward_clean``, the clean output; with
   ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
-  ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with ``strict_subsets``, a
-  random subset of those heads is replaced, in a ``strict_subset_share`` of the rows).
+  ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with
+  ``strict_subsets``, a random subset of those heads is replaced, in a ``strict_subset_share``
+  of the rows).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -226,7 +227,9 @@ class TestbedConfig:
     loss (squared up to 1, linear beyond) between the patched and the clean model's (detached)
     log-odds of the answers against the wrong answers at the final position (`answer_log_odds`;
     IOI's is its metric, the others' move with theirs), so that the patched metric stays where
-    the clean one is even once the answer is certain (see ``strict_logits``)."""
+    the clean one is even once the answer is certain (see ``strict_logits``). Per task: with it on
+    every task (and ``ioi_on_induction_heads``) greater-than's accuracy was 0.65, 0.62, 0.44 at
+    seeds 0-2, with it on the others 0.95, 0.88, 0.32 (docs/testbed.md)."""
     strict_subsets: bool = False
     """Each strictness row patches a random subset of the heads outside the circuit (each head
     with a probability drawn per row) instead of all of them, so that heads outside are asked to
