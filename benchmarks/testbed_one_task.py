@@ -5,7 +5,7 @@ minutes; this trains one task's losses (`saekit.zoo.testbed.task_losses`, the re
 settings), with or without generic text beside them, on a model that has had the recipe's
 induction warm-up (or none), and prints every ``--every`` steps the accuracy on positives of
 the model and of its designated circuit alone (every other head's ``hook_z`` from the paired
-negative). One run per ``--pairs`` value.
+negative), and the model's metric on positives and on negatives. One run per ``--pairs`` value.
 
 ::
 
@@ -26,7 +26,7 @@ import torch
 from saekit.cli.zoo import training_settings
 from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES, make_task
-from saekit.zoo.evaluate import accuracy, answer_logits
+from saekit.zoo.evaluate import accuracy, evaluate_task
 from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer, ZPatch
 from saekit.zoo.testbed import (
@@ -37,11 +37,13 @@ from saekit.zoo.train import _step_seed
 
 
 @torch.no_grad()
-def accuracies(model: AttnOnlyTransformer, task, circuit) -> tuple[float, float]:
-    """Accuracy on positives of the model, and of the circuit with every other head resampled
-    from the paired negative."""
+def progress(model: AttnOnlyTransformer, task, circuit) -> str:
+    """Accuracy on positives of the model and of the circuit with every other head resampled
+    from the paired negative, and the model's metric on positives and on negatives (IOI's
+    positives can be answered by the subject's being the giver alone: the gap between the two
+    metrics is what the repeated name adds)."""
     positives, negatives = task.tokens("positive"), task.tokens("negative")
-    model_accuracy = accuracy(task, answer_logits(model, task, "positive")).mean().item()
+    scores = evaluate_task(model, task)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     others = torch.ones(n_layers, n_heads, dtype=torch.bool)
     for layer, head, _ in circuit:
@@ -49,12 +51,14 @@ def accuracies(model: AttnOnlyTransformer, task, circuit) -> tuple[float, float]
     negative_z = model.run_layers(negatives)[2]
     patches = [ZPatch(negative_z[layer], others[layer].expand(len(positives), n_heads)) for layer in range(n_layers)]
     circuit_logits = model.unembed_residual(model.run_layers(positives, patches)[0])
-    return model_accuracy, accuracy(task, task.answer_logits(circuit_logits)).mean().item()
+    circuit_accuracy = accuracy(task, task.answer_logits(circuit_logits)).mean().item()
+    return (f"accuracy {scores.pos_accuracy:.2f}  circuit alone {circuit_accuracy:.2f}  "
+            f"metric {scores.pos_metric:+.2f} / {scores.neg_metric:+.2f}")
 
 
 def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig, behaviour_only: bool, every: int, eval_task):
     """Train ``task_name``'s losses alone for ``config.steps`` steps (the recipe's warm-up and
-    cooldown of the learning rate), printing the accuracies every ``every`` steps."""
+    cooldown of the learning rate), printing `progress` every ``every`` steps."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start = time.time()
     for step in range(config.steps):
@@ -74,10 +78,9 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
         optimizer.step()
         if (step + 1) % every == 0:
             model.eval()
-            model_accuracy, circuit_accuracy = accuracies(model, eval_task, circuit)
+            report = progress(model, eval_task, circuit)
             model.train()
-            print(f"  step {step + 1:5d}  accuracy {model_accuracy:.2f}  circuit alone {circuit_accuracy:.2f}  "
-                  f"({time.time() - start:.0f} s)", flush=True)
+            print(f"  step {step + 1:5d}  {report}  ({time.time() - start:.0f} s)", flush=True)
 
 
 def main() -> None:

@@ -464,6 +464,7 @@ def _final_residual_from(
     return final[torch.arange(len(final), device=final.device), positions.to(final.device)]
 
 
+@torch.no_grad()
 def _can_start_late(
     model: HookedModel,
     resid_pre: list[Float[Tensor, "rows seq d_model"]],

@@ -701,6 +701,8 @@ def test_induction_roles_go_to_the_heads_whose_attention_does_them(monkeypatch):
     scores = testbed.copy_head_scores(model, tokens)
     assert scores.duplicate[0].argmax() == 3 and scores.previous[0].argmax() == 3
     assert testbed.place_by_attention(model, tokens)[:2] == [(0, 3, "previous-token"), (0, 6, "duplicate-token")]
+    placed = testbed.place_by_attention(model, tokens, taken=frozenset({(0, 3), (1, 5)}))
+    assert placed[1] == (0, 6, "duplicate-token") and not {(0, 3), (1, 5)} & {(l, h) for l, h, _ in placed}
 
 
 def test_attention_patterns_are_those_transformer_lens_computes(tokenizer, tmp_path):
@@ -732,7 +734,7 @@ def test_docstring_mover_and_ioi_can_share_the_induction_circuit(tokenizer, monk
     ``ioi_on_induction_heads`` IOI's circuit gains the previous-token and induction heads in the
     stages of their layers, its name mover still last; every other role keeps its drawn head."""
     induction = [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
-    monkeypatch.setattr(testbed, "place_by_attention", lambda model, tokens: induction)
+    monkeypatch.setattr(testbed, "place_by_attention", lambda model, tokens, taken=frozenset(): induction)
     model = AttnOnlyTransformer(ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
     drawn = testbed.place_circuits(model, tokenizer, seed=0)
     shared = testbed.place_circuits(model, tokenizer, seed=0, mover_on_induction_head=True)
@@ -746,6 +748,38 @@ def test_docstring_mover_and_ioi_can_share_the_induction_circuit(tokenizer, monk
     assert {task: heads for task, heads in with_ioi.items() if task != "ioi"} == {
         task: heads for task, heads in drawn.items() if task != "ioi"
     }
+
+
+def test_fixed_circuits_put_roles_on_the_heads_given_and_the_rest_around_them(tokenizer, monkeypatch):
+    """A task of ``fixed_circuits`` keeps its heads (IOI's shared heads still added), the induction
+    roles are placed by attention among the heads no fixed task holds, and the config refuses a
+    list that does not give one head per role in the layer of its stage, or a head twice."""
+    config = testbed.TestbedConfig(fixed_circuits={"ioi": [[0, 5], [1, 2], [2, 6]]})
+    assert config.fixed_circuits == {"ioi": ((0, 5), (1, 2), (2, 6))}
+    offered = []
+
+    def by_attention(model, tokens, taken=frozenset()):
+        offered.append(taken)
+        return [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
+
+    monkeypatch.setattr(testbed, "place_by_attention", by_attention)
+    model = AttnOnlyTransformer(ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
+    circuits = testbed.place_circuits(model, tokenizer, seed=0, ioi_on_induction_heads=True, fixed=config.fixed_circuits)
+    assert circuits["ioi"] == [
+        (0, 5, "duplicate-token"), (0, 3, "previous-token"), (1, 2, "s-inhibition"), (1, 5, "induction"), (2, 6, "name-mover"),
+    ]
+    assert offered == [frozenset({(0, 5), (1, 2), (2, 6)})]
+    others = [(l, h) for task in ("greater-than", "docstring") for l, h, _ in circuits[task]]
+    assert not set(others) & {(0, 5), (1, 2), (2, 6), (0, 3), (0, 6), (1, 5)} and len(set(others)) == len(others)
+    for fixed in (
+        {"ioi": [[0, 5], [1, 2]]},  # a role without a head
+        {"ioi": [[0, 5], [2, 2], [1, 6]]},  # stages out of their layers
+        {"ioi": [[0, 5], [1, 8], [2, 6]]},  # no head 8 in a layer of 8
+        {"ioi": [[0, 5], [1, 2], [2, 6]], "greater-than": [[0, 5], [1, 3]]},  # 0.5 twice
+        {"io": [[0, 5], [1, 2], [2, 6]]},
+    ):
+        with pytest.raises(SaekitError, match="fixed_circuits"):
+            testbed.TestbedConfig(fixed_circuits=fixed)
 
 
 def test_learning_rate_falls_to_zero_over_the_cooldown_only():

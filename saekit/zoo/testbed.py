@@ -145,6 +145,35 @@ def _checked_tasks(what: str, tasks) -> tuple[str, ...]:
     return tuple(tasks)
 
 
+def _checked_fixed_circuits(fixed, shape: ToyModelConfig) -> dict[str, tuple[tuple[int, int], ...]]:
+    """``fixed_circuits`` with each head a (layer, head) tuple, if every task's heads are as many
+    as its roles, each stage's in the layer of its index and inside ``shape``, and no head is
+    given twice; `SaekitError` otherwise."""
+    example = '{"ioi": [[0, 5], [1, 2], [2, 6]]}'
+    if not isinstance(fixed, dict):
+        raise SaekitError(f"fixed_circuits maps tasks to their heads in role order, e.g. {example}; got {fixed!r}.")
+    _checked_tasks("fixed_circuits", list(fixed))
+    checked, seen = {}, set()
+    for task, heads in fixed.items():
+        layers = [layer for layer, stage in enumerate(CIRCUIT_ROLES[task]) for _ in stage]
+        pairs = [tuple(head) if isinstance(head, (list, tuple)) else () for head in heads]
+        if not (
+            len(pairs) == len(layers)
+            and all(len(pair) == 2 and all(type(i) is int for i in pair) for pair in pairs)
+            and [layer for layer, _ in pairs] == layers
+            and all(0 <= head < shape.n_heads for _, head in pairs)
+        ):
+            raise SaekitError(
+                f"fixed_circuits[{task!r}] lists one [layer, head] per role ({', '.join(role_names(task))}), "
+                f"in layers {layers}, heads below {shape.n_heads}; got {heads!r}."
+            )
+        if seen & set(pairs):
+            raise SaekitError(f"fixed_circuits gives {sorted(seen & set(pairs))} to two tasks: circuits are distinct.")
+        seen |= set(pairs)
+        checked[task] = tuple(pairs)
+    return checked
+
+
 @dataclass(frozen=True)
 class TestbedConfig:
     """Everything that determines a trained test-bed model."""
@@ -198,6 +227,12 @@ class TestbedConfig:
     duplicate-token heads (Wang et al. 2022): an IOI prompt repeats a name, and with those heads
     outside IOI's circuit they were among its largest single-head effects outside it in eight of
     nine runs (docs/testbed.md, "Where IOI's largest outside effects sit")."""
+    fixed_circuits: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    """Per task, the heads of its roles in role order (`role_names`; IOI's without the heads that
+    ``ioi_on_induction_heads`` shares), each stage in the layer of its index, instead of drawn or
+    placed by attention; the other tasks are drawn around them. For experiments on placement: at
+    seed 2 IOI's losses alone after the warm-up left its negatives above its positives with the
+    drawn S-inhibition head 1.0 and not with 1.2 or 1.3 (docs/testbed.md)."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
@@ -260,6 +295,7 @@ class TestbedConfig:
         check_answer_smoothing(self.answer_smoothing)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
+        object.__setattr__(self, "fixed_circuits", _checked_fixed_circuits(self.fixed_circuits, self.model))
         if self.strict_logits and self.strict_toward_clean:
             raise SaekitError(
                 "strict_logits already matches the patched output to the clean one: leave strict_toward_clean off."
@@ -330,18 +366,25 @@ def copy_head_scores(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"
     )
 
 
-def place_by_attention(model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"]) -> list[tuple[int, int, str]]:
+def place_by_attention(
+    model: AttnOnlyTransformer, tokens: Int[Tensor, "batch seq"], taken: frozenset[tuple[int, int]] = frozenset()
+) -> list[tuple[int, int, str]]:
     """The induction task's roles on the heads that already do them, in the layers of its stages
-    (`draw_circuits`): in layer 0 the highest previous-token score and, among the other heads,
-    the highest duplicate-token score; in layer 1 the highest induction score."""
+    (`draw_circuits`), among the heads not ``taken`` by another task: in layer 0 the highest
+    previous-token score and, among the other heads, the highest duplicate-token score; in layer
+    1 the highest induction score."""
     scores = copy_head_scores(model, tokens)
-    previous = int(scores.previous[0].argmax())
-    duplicate = scores.duplicate[0].clone()
-    duplicate[previous] = -1.0
+
+    def best(layer: int, score: Tensor, also_taken: tuple[int, ...] = ()) -> int:
+        free = score.clone()
+        free[[head for head in range(len(free)) if (layer, head) in taken or head in also_taken]] = -1.0
+        return int(free.argmax())
+
+    previous = best(0, scores.previous[0])
     return [
         (0, previous, "previous-token"),
-        (0, int(duplicate.argmax()), "duplicate-token"),
-        (1, int(scores.induction[1].argmax()), "induction"),
+        (0, best(0, scores.duplicate[0], (previous,)), "duplicate-token"),
+        (1, best(1, scores.induction[1]), "induction"),
     ]
 
 
@@ -351,16 +394,22 @@ def place_circuits(
     seed: int,
     mover_on_induction_head: bool = False,
     ioi_on_induction_heads: bool = False,
+    fixed: dict[str, tuple[tuple[int, int], ...]] | None = None,
     n_documents: int = 64,
 ) -> Circuits:
-    """Every task's circuit: the induction roles where the model's attention already does them
-    (`place_by_attention`, on copy documents), the others drawn around them (`draw_circuits`);
-    with ``mover_on_induction_head``, docstring's argument mover is the induction head, and with
+    """Every task's circuit: the tasks in ``fixed`` on the heads given there (in role order), the
+    induction roles where the model's attention already does them (`place_by_attention`, on copy
+    documents) unless fixed, the others drawn around them (`draw_circuits`); with
+    ``mover_on_induction_head``, docstring's argument mover is the induction head, and with
     ``ioi_on_induction_heads`` IOI's circuit holds the induction circuit's previous-token and
     induction heads too, each in the stage of its layer (the circuits share them)."""
-    rng = np.random.default_rng([seed, 8])
-    induction = place_by_attention(model, document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)]))
-    circuits = draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed={"induction": induction})
+    placed = {task: [(*head, role) for head, role in zip(heads, role_names(task))] for task, heads in (fixed or {}).items()}
+    if "induction" not in placed:
+        rng = np.random.default_rng([seed, 8])
+        copies = document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)])
+        placed["induction"] = place_by_attention(model, copies, frozenset((l, h) for heads in placed.values() for l, h, _ in heads))
+    circuits = draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed=placed)
+    induction = circuits["induction"]
     if mover_on_induction_head:
         layer, head, _ = induction[-1]
         circuits["docstring"] = [*circuits["docstring"][:-1], (layer, head, "argument-mover")]
@@ -590,7 +639,8 @@ def train_testbed(
     for step in range(config.steps):
         if step == config.tasks_start:
             circuits = place_circuits(
-                model, tokenizer, config.seed, config.docstring_mover_on_induction_head, config.ioi_on_induction_heads
+                model, tokenizer, config.seed, config.docstring_mover_on_induction_head, config.ioi_on_induction_heads,
+                config.fixed_circuits,
             )
             log(f"step {step}: circuits {circuits}")
             if config.restart_optimizer:
