@@ -6,9 +6,9 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
 
 - every task has **roles** in stages (`CIRCUIT_ROLES`), each aligned with one head: stage k in
   layer k, the head drawn per training seed (`draw_circuits`; induction's where the warm-up
-  formed it, `place_by_attention`), distinct between tasks (but for docstring's argument mover
-  with ``docstring_mover_on_induction_head`` and IOI's previous-token and induction heads with
-  ``ioi_on_induction_heads``);
+  formed it, `place_by_attention`; or given, ``fixed_circuits``), distinct between tasks (but
+  for docstring's argument mover with ``docstring_mover_on_induction_head`` and IOI's
+  previous-token and induction heads with ``ioi_on_induction_heads``);
 - **behaviour**: cross-entropy on the task answers (negatives: uniform over the tokens that are
   equally plausible once the task's information is gone, as for the toy models);
 - **interchange (IIT)**: the high-level model of a task is its stages: the answer needs every
@@ -156,7 +156,7 @@ def _checked_fixed_circuits(fixed, shape: ToyModelConfig) -> dict[str, tuple[tup
     checked, seen = {}, set()
     for task, heads in fixed.items():
         layers = [layer for layer, stage in enumerate(CIRCUIT_ROLES[task]) for _ in stage]
-        pairs = [tuple(head) if isinstance(head, (list, tuple)) else () for head in heads]
+        pairs = [tuple(head) if isinstance(head, (list, tuple)) else () for head in heads] if isinstance(heads, (list, tuple)) else []
         if not (
             len(pairs) == len(layers)
             and all(len(pair) == 2 and all(type(i) is int for i in pair) for pair in pairs)
