@@ -1,9 +1,9 @@
 """One task of the test-bed recipe trained alone: does its designated circuit learn it, and how fast?
 
 The full recipe shares each step between generic text and four tasks, and a run takes many
-minutes; this trains one task's losses (`saekit.zoo.testbed.task_losses`, the recipe's default
-settings), with or without generic text beside them, on a model that has had the recipe's
-induction warm-up (or none), and prints every ``--every`` steps the accuracy on positives of
+minutes; this trains one task's losses (`saekit.zoo.testbed.recipe_task_losses`: the recipe's
+settings, as ``--set`` changes them), with or without generic text beside them, on a model that
+has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the accuracy on positives of
 the model and of its designated circuit alone (every other head's ``hook_z`` from the paired
 negative), and the model's metric on positives and on negatives. One run per ``--pairs`` value.
 
@@ -30,7 +30,8 @@ from saekit.zoo.evaluate import accuracy, evaluate_task
 from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer, ZPatch
 from saekit.zoo.testbed import (
-    TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, generic_batch, generic_loss, task_losses, train_testbed,
+    TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, generic_batch, generic_loss, recipe_task_losses,
+    train_testbed,
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
@@ -66,8 +67,7 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
             group["lr"] = _testbed_learning_rate(config, step)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         batch, keys = _task_batch(tokenizer, task_name, config, _step_seed(config.seed, step, 2), "cpu")
-        behaviour, iit, strict = task_losses(model, batch, keys, circuit, generator, config.iit_negative_share,
-                                             config.strict_toward_clean)
+        behaviour, iit, strict = recipe_task_losses(model, config, task_name, batch, keys, circuit, generator)
         loss = behaviour if behaviour_only else behaviour + config.iit_weight * iit + config.strict_weight * strict
         if config.generic_documents:
             loss = loss + generic_loss(model, generic_batch(tokenizer, config.generic_documents, config.generic_length,

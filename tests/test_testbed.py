@@ -160,6 +160,32 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
     assert not torch.isclose(strict_wrong_circuit, behaviour_on_positives)
 
 
+@pytest.mark.parametrize("settings", [
+    {}, {"strict_toward_clean": True}, {"strict_logits": True}, {"strict_log_odds": ("induction",)},
+    {"strict_subsets": True, "strict_subset_share": 0.5}, {"iit_negative_share": 0.2},
+])
+def test_recipe_task_losses_pass_the_config_settings_on(tokenizer, settings):
+    """`recipe_task_losses` (the training loop's and the one-task harness's call) gives what
+    `task_losses` gives with the settings spelled out, and each setting changes the losses."""
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64)
+    module = AttnOnlyTransformer(cfg, seed=0)
+    circuit = [(0, 1, "previous-token"), (0, 2, "duplicate-token"), (1, 2, "induction")]
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 8), strict_logits=True)
+    batch, keys = _task_batch(tokenizer, "induction", config, 0, "cpu")  # with its answer sets
+    config = replace(config, **{"strict_logits": False, **settings})
+    spelled_out = {
+        "negative_share": config.iit_negative_share, "strict_toward_clean": config.strict_toward_clean,
+        "strict_logits": config.strict_logits, "strict_log_odds": "induction" in config.strict_log_odds,
+        "subset_share": config.strict_subset_share if config.strict_subsets else 0.0,
+    }
+    with torch.no_grad():
+        recipe = testbed.recipe_task_losses(module, config, "induction", batch, keys, circuit, torch.Generator().manual_seed(1))
+        direct = task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(1), **spelled_out)
+        default = task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(recipe, direct))
+    assert (recipe != default) == bool(settings)
+
+
 def test_candidate_logit_distance_reads_only_differences_between_candidates():
     """Zero for a shift of every logit at a position; a candidate's logit moved by d among n
     candidates gives d^2 (n - 1) / n^2; tokens outside the candidates and positions without any

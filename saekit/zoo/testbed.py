@@ -561,6 +561,17 @@ def task_losses(
     return behaviour, iit, strict
 
 
+def recipe_task_losses(
+    model: AttnOnlyTransformer, config: TestbedConfig, task: str, batch: TrainingBatch, template_keys: Int[Tensor, " n_pairs"],
+    circuit: list[tuple[int, int, str]], generator: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`task_losses` of ``task``'s batch with the interchange and strictness settings ``config`` gives it."""
+    return task_losses(
+        model, batch, template_keys, circuit, generator, config.iit_negative_share, config.strict_toward_clean,
+        config.strict_logits, task in config.strict_log_odds, config.strict_subset_share if config.strict_subsets else 0.0,
+    )
+
+
 def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
     """The toy recipe's warm-up (again from `tasks_start` with ``restart_optimizer``) and constant
     rate, falling linearly to zero over the cooldown."""
@@ -659,11 +670,9 @@ def train_testbed(
             generic = generic_loss(model, tokens)
         if training:
             parts = [
-                task_losses(
-                    model, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device), circuits[task],
-                    generator, config.iit_negative_share,
-                    config.strict_toward_clean, config.strict_logits, task in config.strict_log_odds,
-                    config.strict_subset_share if config.strict_subsets else 0.0,
+                recipe_task_losses(
+                    model, config, task, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device),
+                    circuits[task], generator,
                 )
                 for i, task in enumerate(TASK_NAMES) if task in training
             ]
