@@ -230,9 +230,9 @@ class TestbedConfig:
     fixed_circuits: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     """Per task, the heads of its roles in role order (`role_names`; IOI's without the heads that
     ``ioi_on_induction_heads`` shares), each stage in the layer of its index, instead of drawn or
-    placed by attention; the other tasks are drawn around them. For experiments on placement: at
-    seed 2 IOI's losses alone after the warm-up left its negatives above its positives with the
-    drawn S-inhibition head 1.0 and not with 1.2 or 1.3 (docs/testbed.md)."""
+    placed by attention; the other tasks are drawn around them. For experiments on placement, as
+    whether a seed's drawn head is what keeps a task from being learned (docs/testbed.md, "Full
+    runs with the S-inhibition role moved")."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
