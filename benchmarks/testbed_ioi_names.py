@@ -39,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model folders written by saekit zoo train")
     args = parser.parse_args()
-    print("model | positives IO−S | negatives IO−third | negatives IO−S | negatives third−S | negatives share of IO, third, S among the three")
+    print("model | positives IO−S | negatives IO−third | negatives IO−S | negatives third−S | "
+          "negatives' share of IO, third, S among the three")
     for folder in args.models:
         model = load_model(folder)
         positive, negative = (name_logits(model, side) for side in ("positive", "negative"))

@@ -3,9 +3,10 @@
 The full recipe shares each step between generic text and four tasks, and a run takes many
 minutes; this trains one task's losses (`saekit.zoo.testbed.recipe_task_losses`: the recipe's
 settings, as ``--set`` changes them), with or without generic text beside them, on a model that
-has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the accuracy on positives of
-the model and of its designated circuit alone (every other head's ``hook_z`` from the paired
-negative), and the model's metric on positives and on negatives. One run per ``--pairs`` value.
+has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the
+accuracy on positives of the model and of its designated circuit alone (every other head's
+``hook_z`` from the paired negative), and the model's metric on positives and on negatives. One
+run per ``--pairs`` value.
 
 ::
 
@@ -41,8 +42,8 @@ from saekit.zoo.train import _step_seed
 def progress(model: AttnOnlyTransformer, task, circuit) -> str:
     """Accuracy on positives of the model and of the circuit with every other head resampled
     from the paired negative, and the model's metric on positives and on negatives (IOI's
-    positives can be answered by the subject's being the giver alone: the gap between the two
-    metrics is what the repeated name adds)."""
+    positives can be answered without reading the repeated name; the gap between the two
+    metrics is what reading it adds: docs/testbed.md)."""
     positives, negatives = task.tokens("positive"), task.tokens("negative")
     scores = evaluate_task(model, task)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads

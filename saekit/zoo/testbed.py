@@ -156,7 +156,8 @@ def _checked_fixed_circuits(fixed, shape: ToyModelConfig) -> dict[str, tuple[tup
     checked, seen = {}, set()
     for task, heads in fixed.items():
         layers = [layer for layer, stage in enumerate(CIRCUIT_ROLES[task]) for _ in stage]
-        pairs = [tuple(head) if isinstance(head, (list, tuple)) else () for head in heads] if isinstance(heads, (list, tuple)) else []
+        given = heads if isinstance(heads, (list, tuple)) else []
+        pairs = [tuple(head) if isinstance(head, (list, tuple)) else () for head in given]
         if not (
             len(pairs) == len(layers)
             and all(len(pair) == 2 and all(type(i) is int for i in pair) for pair in pairs)
@@ -407,7 +408,8 @@ def place_circuits(
     if "induction" not in placed:
         rng = np.random.default_rng([seed, 8])
         copies = document_tokens(tokenizer, [copy_document(rng, 31) for _ in range(n_documents)])
-        placed["induction"] = place_by_attention(model, copies, frozenset((l, h) for heads in placed.values() for l, h, _ in heads))
+        taken = frozenset((layer, head) for heads in placed.values() for layer, head, _ in heads)
+        placed["induction"] = place_by_attention(model, copies, taken)
     circuits = draw_circuits(model.cfg.n_layers, model.cfg.n_heads, seed, fixed=placed)
     induction = circuits["induction"]
     if mover_on_induction_head:
