@@ -801,6 +801,7 @@ def test_fixed_circuits_put_roles_on_the_heads_given_and_the_rest_around_them(to
         {"ioi": [[0, 5], [1, 2]]},  # a role without a head
         {"ioi": [[0, 5], [2, 2], [1, 6]]},  # stages out of their layers
         {"ioi": [[0, 5], [1, 8], [2, 6]]},  # no head 8 in a layer of 8
+        {"docstring": [[0, 7], [0, 7], [1, 5]]},  # one head for two roles of a stage
         {"ioi": [[0, 5], [1, 2], [2, 6]], "greater-than": [[0, 5], [1, 3]]},  # 0.5 twice
         {"io": [[0, 5], [1, 2], [2, 6]]},
     ):

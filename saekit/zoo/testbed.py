@@ -163,13 +163,14 @@ def _checked_fixed_circuits(fixed, shape: ToyModelConfig) -> dict[str, tuple[tup
             and all(len(pair) == 2 and all(type(i) is int for i in pair) for pair in pairs)
             and [layer for layer, _ in pairs] == layers
             and all(0 <= head < shape.n_heads for _, head in pairs)
+            and len(set(pairs)) == len(pairs)
         ):
             raise SaekitError(
                 f"fixed_circuits[{task!r}] lists one [layer, head] per role ({', '.join(role_names(task))}), "
-                f"in layers {layers}, heads below {shape.n_heads}; got {heads!r}."
+                f"in layers {layers}, heads below {shape.n_heads}, none twice; got {heads!r}."
             )
-        if seen & set(pairs):
-            raise SaekitError(f"fixed_circuits gives {sorted(seen & set(pairs))} to two tasks: circuits are distinct.")
+        if shared := seen & set(pairs):
+            raise SaekitError(f"fixed_circuits gives {sorted(shared)} to two tasks: circuits are distinct.")
         seen |= set(pairs)
         checked[task] = tuple(pairs)
     return checked
