@@ -26,13 +26,13 @@ from saekit.tasks.toy import toy_pairs
 from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, answer_logits
 
 
-def name_logits(model, side: str) -> Float[Tensor, "n_pairs 3"]:
-    """Final-position logits of the indirect object, the third name and the subject, per pair."""
+def name_logits(model) -> dict[str, Float[Tensor, "n_pairs 3"]]:
+    """Per side, final-position logits of the indirect object, the third name and the subject, per pair."""
     task = make_task("ioi", model.tokenizer, EVAL_PAIRS, EVAL_SEED)
     names = [pair.negative_options for pair in toy_pairs("ioi", EVAL_PAIRS, EVAL_SEED)]  # (IO, third, subject)
     ids = torch.tensor([model.tokenizer.convert_tokens_to_ids(list(three)) for three in names])
     assert torch.equal(ids[:, 0], task.answer_tokens[:, 0]) and torch.equal(ids[:, 2], task.wrong_tokens[:, 0])
-    return answer_logits(model, task, side).gather(-1, ids)
+    return {side: answer_logits(model, task, side).gather(-1, ids) for side in ("positive", "negative")}
 
 
 def main() -> None:
@@ -43,7 +43,8 @@ def main() -> None:
           "negatives' share of IO, third, S among the three")
     for folder in args.models:
         model = load_model(folder)
-        positive, negative = (name_logits(model, side) for side in ("positive", "negative"))
+        logits = name_logits(model)
+        positive, negative = logits["positive"], logits["negative"]
         io_third, io_s, third_s = (
             (negative[:, i] - negative[:, j]).mean() for i, j in ((0, 1), (0, 2), (1, 2))
         )
