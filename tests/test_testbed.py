@@ -392,6 +392,7 @@ def test_card_measures_agree_with_the_ablation_stage():
     ablating it leaves what ablating everything leaves; effects are patching effects over the gap."""
     from saekit import load_model
     from saekit.ablation import head_patching_effects
+    from saekit.scoring import roc_auc
     from saekit.tasks import make_task
     from saekit.zoo.card import task_card
 
@@ -404,7 +405,69 @@ def test_card_measures_agree_with_the_ablation_stage():
     assert card["circuit_share"] == 31 / 32
     assert card["max_effect_outside"] == pytest.approx(float(effects[3, 7]), rel=1e-4)
     assert card["circuit_head_effects"] == pytest.approx(effects.flatten()[:-1].tolist(), rel=1e-4)
+    assert card["causal_auc"]["activation_patching"] == pytest.approx(roc_auc(effects, everything[:-1]))
     assert 0 <= card["interchange_accuracy"] <= 1 and 0 <= card["neg_accuracy"] <= 1
+
+
+def _passing_card(heads: list[list[int]]) -> dict:
+    """A card that meets every acceptance bar, by a margin."""
+    return {
+        "pos_accuracy": 0.97, "pos_metric": 3.0, "neg_metric": 0.5, "neg_chance_metric": 0.0,
+        "faithfulness": {"mean": 0.95, "resample": 0.92},
+        "faithfulness_circuit_ablated": {"mean": 0.1, "resample": -0.3},
+        "circuit_head_effects": [0.3, 0.06], "max_effect_outside": 0.015, "circuit_share": 2 / 32,
+        "heads": heads,
+        "premise_auc": {"head_norm": 0.7, "layer_index": 0.2, "mean_difference": 1.0, "d_prime": 1.0, "probe": 1.0},
+        "causal_auc": {"activation_patching": 0.96, "acdc": 1.0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("bar", "change"),
+    [
+        ("accuracy", {"pos_accuracy": 0.94}),
+        ("negatives_near_chance", {"neg_metric": 0.61}),
+        ("negatives_near_chance", {"neg_metric": -0.61}),
+        ("faithful_mean", {"faithfulness": {"mean": 0.89, "resample": 0.92}}),
+        ("faithful_resample", {"faithfulness": {"mean": 0.95, "resample": 0.89}}),
+        ("circuit_ablated", {"faithfulness_circuit_ablated": {"mean": 0.1, "resample": 0.21}}),
+        ("circuit_heads", {"circuit_head_effects": [0.3, 0.049]}),
+        ("outside", {"max_effect_outside": 0.021}),
+        ("share", {"circuit_share": 9 / 32}),
+        ("head_norm", {"premise_auc": {"head_norm": 0.76, "layer_index": 0.2}}),
+        ("layer_index", {"premise_auc": {"head_norm": 0.7, "layer_index": 0.76}}),
+        ("activation_patching", {"causal_auc": {"activation_patching": 0.94, "acdc": 1.0}}),
+        ("acdc", {"causal_auc": {"activation_patching": 0.96, "acdc": 0.94}}),
+    ],
+)
+def test_acceptance_bars_miss_exactly_the_bar_a_card_falls_short_of(bar, change):
+    """Each bar reads its own measure at the documented threshold: a card that meets every bar
+    misses only the one whose measure is moved just past it."""
+    from saekit.zoo.card import acceptance_bars
+
+    cards = {"ioi": _passing_card([[0, 1], [1, 2]]), "induction": _passing_card([[0, 3], [1, 2]])}
+    assert all(all(bars.values()) for bars in acceptance_bars(cards).values())
+    cards["ioi"] = {**cards["ioi"], **change}
+    bars = acceptance_bars(cards)
+    assert [name for name, met in bars["ioi"].items() if not met] == [bar]
+    assert all(bars["induction"].values())
+
+
+def test_acceptance_bars_need_distinct_circuits_and_leave_unmeasured_bars_open():
+    """Two tasks on the same heads both miss "distinct"; a card without the causal AUCs and the
+    negatives' chance (written before they were measured) or with ACDC refused leaves those bars
+    None, neither met nor missed."""
+    from saekit.zoo.card import acceptance_bars
+
+    same = [[0, 1], [1, 2]]
+    old = {key: value for key, value in _passing_card(same).items() if key not in ("causal_auc", "neg_chance_metric")}
+    refused = {**_passing_card([[0, 4], [1, 2]]), "causal_auc": {"activation_patching": 0.96, "acdc": None}}
+    bars = acceptance_bars({"ioi": _passing_card(same), "docstring": old, "greater-than": refused})
+    assert bars["ioi"]["distinct"] is False and bars["docstring"]["distinct"] is False
+    assert bars["greater-than"]["distinct"] is True
+    assert bars["docstring"]["activation_patching"] is None and bars["docstring"]["acdc"] is None
+    assert bars["docstring"]["negatives_near_chance"] is None
+    assert bars["greater-than"]["acdc"] is None and bars["greater-than"]["activation_patching"] is True
 
 
 def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
@@ -521,7 +584,7 @@ def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
     assert events == ["optimizer", "circuits"]
 
 
-def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
+def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, capsys):
     """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
     heads in role order; its ground truth answers for the folder's path."""
     import json
@@ -544,6 +607,14 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path):
     assert {"faithfulness", "faithfulness_circuit_ablated", "interchange_accuracy", "max_effect_outside"} <= set(card)
     assert set(card["premise_auc"]) == {"head_norm", "layer_index", "mean_difference", "d_prime", "probe"}
     assert all(0 <= auc <= 1 for auc in card["premise_auc"].values())
+    assert set(card["causal_auc"]) == {"activation_patching", "acdc"}
+    assert all(auc is None or 0 <= auc <= 1 for auc in card["causal_auc"].values())
+    assert card["bars"]["share"] is True and card["bars"]["distinct"] is True and len(card["bars"]) == 13
+    monkeypatch.setattr("saekit.zoo.evaluate.check_toy_model", lambda model: report)
+    assert main(["zoo", "check", "--model", str(out)]) == 0
+    text = capsys.readouterr().out
+    missed = [bar for bar, met in card["bars"].items() if met is False]
+    assert f"induction      {', '.join(missed) or 'none'}\n" in text.split("bars missed")[1]
 
 
 @pytest.fixture

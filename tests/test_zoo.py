@@ -14,9 +14,10 @@ from saekit.models import load_model
 from saekit.tasks import TASK_NAMES, make_task, task_from_strings
 from saekit.tasks.toy import VOCABULARY
 from saekit.zoo import load_toy_folder, toy_model_dir
-from saekit.zoo.evaluate import chance_metric, evaluate_toy_model
+from saekit.zoo.evaluate import chance_metric, evaluate_toy_model, shuffled_chance_metric
 from saekit.zoo.ground_truth import circuit_mask, task_ground_truth, write_ground_truth
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, load_toy_module
+from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.testbed import recorded_config
 from saekit.zoo.train import TrainingConfig, save_toy_model, train_toy_model
 
@@ -134,6 +135,40 @@ def test_chance_metric_is_uniform_over_candidates(gpt2_tokenizer):
     assert float(chance_metric(task)) == pytest.approx((59 - 41) / 100)
     ioi = task_from_strings(gpt2_tokenizer, "ioi", [" a b"], [" a c"], [" Mary"], [" John"])
     assert float(chance_metric(ioi)) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_shuffled_chance_of_a_uniform_prediction_is_the_uniform_chance(name):
+    """With every candidate equally likely (and nothing else), reassigning the roles changes
+    nothing, so the shuffled chance equals `chance_metric` exactly (greater-than included: each
+    prompt keeps its count of answer and wrong years, padding and all)."""
+    tokenizer = build_toy_tokenizer()
+    task = make_task(name, tokenizer, n_pairs=30, seed=3)
+    uniform = torch.full((task.n_pairs, tokenizer.vocab_size), -1e9)
+    for tokens in (task.answer_tokens, task.wrong_tokens):
+        uniform.scatter_(1, tokens.clamp(min=0), torch.where(tokens >= 0, 0.0, -1e9))
+    assert torch.allclose(shuffled_chance_metric(task, uniform), chance_metric(task), atol=1e-6)
+
+
+def test_shuffled_chance_is_what_a_model_without_the_answer_scores():
+    """Answer against one wrong token: the shuffled chance is 0 whatever the logits; answer
+    against the best of two wrong tokens with candidate logits 0, 1, 2: the mean over which
+    candidate is the answer of (its logit − the best other), (−2 − 1 + 1) / 3, where a uniform
+    prediction gives 0."""
+    tokenizer = build_toy_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    logits = torch.zeros(200, tokenizer.vocab_size)
+    names = ["Mary", "John", "Anna"]
+    for logit, name in enumerate(names):
+        logits[:, ids(name)] = float(logit)
+    one_wrong = task_from_strings(tokenizer, "ioi", [" Mary and John"] * 200, [" Anna and John"] * 200, [" Mary"] * 200, [" Anna"] * 200)
+    best_of_two = task_from_strings(
+        tokenizer, "doc", [" Mary and John"] * 200, [" Anna and John"] * 200, [" Mary"] * 200, [[" John", " Anna"]] * 200,
+        metric="logit_diff_max",
+    )
+    assert float(shuffled_chance_metric(one_wrong, logits).mean()) == pytest.approx(0.0, abs=0.03)
+    assert float(shuffled_chance_metric(best_of_two, logits).mean()) == pytest.approx(-2 / 3, abs=0.03)
+    assert float(chance_metric(best_of_two).mean()) == pytest.approx(0.0)
 
 
 def test_short_training_is_deterministic_learns_and_loads_into_transformerlens(tmp_path):

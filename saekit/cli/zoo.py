@@ -174,8 +174,14 @@ def run_check(args: argparse.Namespace) -> int:
             f"{card['max_effect_outside']:>8.2f} {card['interchange_accuracy']:>6.2f}  {roles}"
         )
     if cards:
-        names = list(next(iter(cards.values()))["premise_auc"])
+        names = [*next(iter(cards.values()))["premise_auc"], "patching", "acdc"]
         print(f"\n{'ROC AUC vs circuit':<18}" + "".join(f"{name:>16}" for name in names))
     for name, card in cards.items():
-        print(f"{name:<18}" + "".join(f"{card['premise_auc'][key]:>16.2f}" for key in names))
+        aucs = [*card["premise_auc"].values(), *card["causal_auc"].values()]
+        print(f"{name:<18}" + "".join(f"{'—':>16}" if auc is None else f"{auc:>16.2f}" for auc in aucs))
+    if cards:
+        print("\nbars missed (those a shipped test-bed must meet: docs/testbed.md)")
+    for name, card in cards.items():
+        missed = [bar for bar, met in card["bars"].items() if met is False]
+        print(f"{name:<14} {', '.join(missed) or 'none'}")
     return 0

@@ -4,7 +4,8 @@ Per task, on ``n_pairs`` prompt pairs (what ``saekit zoo check --json`` prints a
 card tabulates):
 
 - accuracy on positives, and on negatives with the positive's answers (near chance when the
-  negative carries none of the task's information), with the metric on both sides;
+  negative carries none of the task's information), with the metric on both sides and the
+  negatives' chance metric (`shuffled_chance_metric` on their own logits);
 - faithfulness of the designated circuit under mean and under resample ablation of every other
   head, and with the circuit's own heads ablated and the rest kept;
 - every circuit head's single-head patching effect and the largest outside the circuit, as
@@ -12,10 +13,14 @@ card tabulates):
 - interchange-intervention accuracy (IIA): with the circuit's last head patched from another
   positive of the same template, how often the model gives *that* prompt's answer;
 - the circuit's share of heads;
+- whether causal methods see the circuit: the ROC AUC against it of per-head activation
+  patching and of ACDC over heads;
 - where the model sits on the method's premise: the ROC AUC against the circuit of the trivial
   rankings (head output norm, layer index, ``‖μ₊ − μ₋‖``) and of the scale-free separations
   (d′, a cross-validated probe), from the paper's head vectors. A test-bed whose head norm or
   layer index ranks the circuit first gives it away.
+
+`acceptance_bars` reads a report's cards against the bars a shipped test-bed must meet.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from torch import Tensor
 
 from saekit.ablation import AblationKind, capture_head_z, evaluate_circuit, head_patching_effects, hook_z_name, model_shape
 from saekit.tasks import ContrastiveTask
-from saekit.zoo.evaluate import accuracy, evaluate_task
+from saekit.zoo.evaluate import accuracy, evaluate_task, shuffled_chance_metric
 from saekit.zoo.testbed import same_template_partners
 
 
@@ -70,6 +75,22 @@ def premise_aucs(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -
     }
 
 
+def causal_aucs(
+    model, task: ContrastiveTask, circuit: list[tuple[int, int]], effects: Tensor
+) -> dict[str, float | None]:
+    """ROC AUC against ``circuit`` of per-head patching ``effects`` and of ACDC over heads (None
+    where ACDC refuses: the fully ablated model scores as the full one, so nothing is pruned)."""
+    from saekit.baselines import acdc_scores
+    from saekit.errors import TaskError
+    from saekit.scoring import roc_auc
+
+    try:
+        acdc: float | None = roc_auc(acdc_scores(model, task).scores, circuit)
+    except TaskError:
+        acdc = None
+    return {"activation_patching": roc_auc(effects.abs(), circuit), "acdc": acdc}
+
+
 def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, Any]:
     """The card's row for one task and its designated circuit (heads in role order)."""
     n_layers, n_heads = model_shape(model)
@@ -86,16 +107,55 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
         kind.value: evaluate_circuit(model, task, rest, kind)[0].faithfulness
         for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)
     }
-    effects = head_patching_effects(model, task).abs() / gap
+    effects = head_patching_effects(model, task)
+    shares = effects.abs() / gap
     negative_logits = task.answer_logits(model(task.negative_tokens.to(model.cfg.device))).detach().cpu()
     return {
         **evaluation.to_dict(),
         "neg_accuracy": float(accuracy(task, negative_logits).mean()),
+        "neg_chance_metric": float(shuffled_chance_metric(task, negative_logits).mean()),
         "faithfulness": faithfulness,
         "faithfulness_circuit_ablated": without,
-        "circuit_head_effects": [float(effects[l, h]) for l, h in circuit],
-        "max_effect_outside": float(effects[~in_circuit].max()),
+        "circuit_head_effects": [float(shares[l, h]) for l, h in circuit],
+        "max_effect_outside": float(shares[~in_circuit].max()),
         "interchange_accuracy": interchange_accuracy(model, task, circuit[-1]),
         "circuit_share": len(circuit) / (n_layers * n_heads),
         "premise_auc": premise_aucs(model, task, circuit),
+        "causal_auc": causal_aucs(model, task, circuit, effects),
     }
+
+
+NEAR_CHANCE = 0.2
+"""Negatives are near chance when their metric's distance from their chance metric is at most
+this share of the positives' distance from it (the share the bars let a task keep with its
+circuit ablated)."""
+
+
+def acceptance_bars(cards: dict[str, dict[str, Any]]) -> dict[str, dict[str, bool | None]]:
+    """Per task, each bar a shipped test-bed must meet (docs/testbed.md): True met, False
+    missed, None not in the card (a card written before that measure existed).
+
+    ``cards`` maps each task to its card (``saekit zoo check --json``: ``tasks[name]["card"]``).
+    """
+    circuits = {name: frozenset(map(tuple, card["heads"])) for name, card in cards.items()}
+    bars = {}
+    for name, card in cards.items():
+        chance = card.get("neg_chance_metric")
+        causal = card.get("causal_auc", {})
+        bars[name] = {
+            "accuracy": card["pos_accuracy"] >= 0.95,
+            "negatives_near_chance": None if chance is None
+            else abs(card["neg_metric"] - chance) <= NEAR_CHANCE * abs(card["pos_metric"] - chance),
+            "faithful_mean": card["faithfulness"]["mean"] >= 0.9,
+            "faithful_resample": card["faithfulness"]["resample"] >= 0.9,
+            "circuit_ablated": max(card["faithfulness_circuit_ablated"].values()) <= 0.2,
+            "circuit_heads": min(card["circuit_head_effects"]) >= 0.05,
+            "outside": card["max_effect_outside"] <= 0.02,
+            "share": card["circuit_share"] <= 0.25,
+            "distinct": all(circuits[name] != heads for other, heads in circuits.items() if other != name),
+            "head_norm": card["premise_auc"]["head_norm"] <= 0.75,
+            "layer_index": card["premise_auc"]["layer_index"] <= 0.75,
+            **{method: None if causal.get(method) is None else causal[method] >= 0.95
+               for method in ("activation_patching", "acdc")},
+        }
+    return bars

@@ -9,7 +9,9 @@ training module of `saekit.zoo.model`.
 - **Chance metric**: the metric of a model that spreads its prediction uniformly over the
   task's candidate tokens (answers and wrong answers): 0 for the logit differences, and the
   mean of (#later years − #years at or before the start) / 100 for greater-than. A negative
-  prompt carries none of the task's information, so its metric should sit near this value.
+  prompt carries none of the task's information, so its metric should sit near this value; the
+  test-bed card reads it against `shuffled_chance_metric` on the negatives' own logits, which
+  also holds for docstring's metric (answer against the best wrong answer).
 """
 
 from __future__ import annotations
@@ -78,6 +80,32 @@ def chance_metric(task: ContrastiveTask) -> Float[Tensor, " n_pairs"]:
     return compute_metric(uniform, task.answer_tokens, task.wrong_tokens, task.metric)
 
 
+def shuffled_chance_metric(
+    task: ContrastiveTask, final_logits: Float[Tensor, "n_pairs vocab"], n_shuffles: int = 256, seed: int = 0
+) -> Float[Tensor, " n_pairs"]:
+    """The metric these logits give, on average, when each prompt's candidate tokens (answers and
+    wrong answers) take the answer and wrong roles at random.
+
+    What a model that holds no information about which candidate is right scores with its own
+    logits: 0 for a difference of means (IOI), below 0 for the answer against the *best* of
+    several wrong answers (docstring), where a uniform prediction (`chance_metric`) gives 0 though
+    any spread among the candidates puts the metric lower. Monte Carlo over ``n_shuffles``
+    seeded reassignments.
+    """
+    candidates = torch.cat([task.answer_tokens, task.wrong_tokens], dim=1)
+    valid = candidates != NO_TOKEN
+    slots = torch.arange(candidates.shape[1]).expand_as(candidates)
+    valid_slots = torch.where(valid, slots, candidates.shape[1]).argsort(dim=1)  # valid slots first, in order
+    n_answers = task.answer_tokens.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros(task.n_pairs)
+    for _ in range(n_shuffles):
+        keys = torch.where(valid, torch.rand(candidates.shape, generator=generator), 2.0)
+        shuffled = candidates.scatter(1, valid_slots, candidates.gather(1, keys.argsort(dim=1)))
+        total += compute_metric(final_logits, shuffled[:, :n_answers], shuffled[:, n_answers:], task.metric)
+    return total / n_shuffles
+
+
 def evaluate_task(model: LogitsFn, task: ContrastiveTask, batch_size: int = 256) -> TaskEvaluation:
     """Accuracy and metrics of ``model`` on ``task``."""
     pos_logits, neg_logits = (answer_logits(model, task, side, batch_size) for side in ("positive", "negative"))
@@ -101,10 +129,11 @@ def evaluate_toy_model(model: LogitsFn, tokenizer, n_pairs: int = EVAL_PAIRS, se
 def check_toy_model(model_name: str, n_pairs: int = EVAL_PAIRS, seed: int = EVAL_SEED) -> dict[str, Any]:
     """What ``saekit zoo check`` prints: per task, the evaluation and the ground-truth heads, and
     for a model whose ground truth records roles (a test-bed model) the card of
-    `saekit.zoo.card.task_card` with its heads in role order and their roles."""
+    `saekit.zoo.card.task_card` with its heads in role order, their roles and the acceptance
+    bars it meets (`saekit.zoo.card.acceptance_bars`)."""
     from saekit.models import load_model
     from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
-    from saekit.zoo.card import task_card
+    from saekit.zoo.card import acceptance_bars, task_card
 
     model = load_model(model_name)
     tokenizer = model.tokenizer
@@ -117,4 +146,7 @@ def check_toy_model(model_name: str, n_pairs: int = EVAL_PAIRS, seed: int = EVAL
             card = task_card(model, make_task(name, tokenizer, n_pairs, seed), list(roles))
             row["card"] = {**card, "heads": [list(head) for head in roles], "roles": list(roles.values())}
         tasks[name] = row
+    cards = {name: row["card"] for name, row in tasks.items() if "card" in row}
+    for name, bars in acceptance_bars(cards).items():
+        cards[name]["bars"] = bars
     return {"model": model_name, "n_heads": model.cfg.n_layers * model.cfg.n_heads, "tasks": tasks}
