@@ -829,7 +829,8 @@ def test_fixed_roles_are_kept_and_the_other_circuits_drawn_around_them():
 def test_docstring_mover_and_ioi_can_share_the_induction_circuit(tokenizer, monkeypatch):
     """With ``mover_on_induction_head`` docstring's argument mover is the induction head; with
     ``ioi_on_induction_heads`` IOI's circuit gains the previous-token and induction heads in the
-    stages of their layers, its name mover still last; every other role keeps its drawn head."""
+    stages of their layers, its name mover still last, and with ``docstring_on_previous_token_head``
+    docstring's gains the previous-token head before its mover; every other role keeps its drawn head."""
     induction = [(0, 3, "previous-token"), (0, 6, "duplicate-token"), (1, 5, "induction")]
     monkeypatch.setattr(testbed, "place_by_attention", lambda model, tokens, taken=frozenset(): induction)
     model = AttnOnlyTransformer(ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY)))
@@ -844,6 +845,12 @@ def test_docstring_mover_and_ioi_can_share_the_induction_circuit(tokenizer, monk
     assert with_ioi["ioi"] == [dup, (0, 3, "previous-token"), s_inhibition, (1, 5, "induction"), mover]
     assert {task: heads for task, heads in with_ioi.items() if task != "ioi"} == {
         task: heads for task, heads in drawn.items() if task != "ioi"
+    }
+    both = testbed.place_circuits(model, tokenizer, seed=0, mover_on_induction_head=True, docstring_on_previous_token_head=True)
+    (previous_argument, parameter_mover, _) = drawn["docstring"]
+    assert both["docstring"] == [previous_argument, parameter_mover, (0, 3, "previous-token"), (1, 5, "argument-mover")]
+    assert {task: heads for task, heads in both.items() if task != "docstring"} == {
+        task: heads for task, heads in drawn.items() if task != "docstring"
     }
 
 

@@ -229,6 +229,11 @@ class TestbedConfig:
     duplicate-token heads (Wang et al. 2022): an IOI prompt repeats a name, and with those heads
     outside IOI's circuit they were among its largest single-head effects outside it in eight of
     nine runs (docs/testbed.md, "Where IOI's largest outside effects sit")."""
+    docstring_on_previous_token_head: bool = False
+    """Docstring's circuit also holds the induction circuit's previous-token head (shared): in
+    four of six runs with IOI's shared heads (seeds 0-2, with and without the log-odds on every
+    task), that head was docstring's largest single-head effect outside its circuit
+    (docs/testbed.md, "Docstring's circuit holding the previous-token head")."""
     fixed_circuits: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     """Per task, the heads of its roles in role order (`role_names`; IOI's without the heads that
     ``ioi_on_induction_heads`` shares), each stage in the layer of its index, instead of drawn or
@@ -398,13 +403,15 @@ def place_circuits(
     ioi_on_induction_heads: bool = False,
     fixed: dict[str, tuple[tuple[int, int], ...]] | None = None,
     n_documents: int = 64,
+    docstring_on_previous_token_head: bool = False,
 ) -> Circuits:
     """Every task's circuit: the tasks in ``fixed`` on the heads given there (in role order), the
     induction roles where the model's attention already does them (`place_by_attention`, on copy
     documents) unless fixed, the others drawn around them (`draw_circuits`); with
-    ``mover_on_induction_head``, docstring's argument mover is the induction head, and with
+    ``mover_on_induction_head``, docstring's argument mover is the induction head; with
     ``ioi_on_induction_heads`` IOI's circuit holds the induction circuit's previous-token and
-    induction heads too, each in the stage of its layer (the circuits share them)."""
+    induction heads too, and with ``docstring_on_previous_token_head`` docstring's holds its
+    previous-token head, each in the stage of its layer (the circuits share them)."""
     placed = {task: [(*head, role) for head, role in zip(heads, role_names(task))] for task, heads in (fixed or {}).items()}
     if "induction" not in placed:
         rng = np.random.default_rng([seed, 8])
@@ -419,6 +426,8 @@ def place_circuits(
     if ioi_on_induction_heads:
         shared = [head for head in induction if head[2] != "duplicate-token"]
         circuits["ioi"] = sorted(circuits["ioi"] + shared, key=lambda head: head[0])  # the name mover stays last
+    if docstring_on_previous_token_head:
+        circuits["docstring"] = sorted(circuits["docstring"] + induction[:1], key=lambda head: head[0])  # the mover stays last
     return circuits
 
 
@@ -654,7 +663,7 @@ def train_testbed(
         if step == config.tasks_start:
             circuits = place_circuits(
                 model, tokenizer, config.seed, config.docstring_mover_on_induction_head, config.ioi_on_induction_heads,
-                config.fixed_circuits,
+                config.fixed_circuits, docstring_on_previous_token_head=config.docstring_on_previous_token_head,
             )
             log(f"step {step}: circuits {circuits}")
             if config.restart_optimizer:
