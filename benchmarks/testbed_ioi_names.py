@@ -4,7 +4,9 @@ An IOI negative ("When A and C went to the store , B gave a drink to") keeps the
 indirect object A, puts a third name C where the subject's first occurrence was, and keeps the
 subject B as the giver. IOI's metric on it, logit(A) − logit(B), compares a name of the first
 clause with the giver; A against C compares the two names the negative leaves equally
-plausible. Per model: the mean logit differences at the final position and the mean
+plausible. A model trained with ``ioi_negative="giver"`` has the other negative ("When A and B
+went to the store , C gave a drink to"): there C is the giver and A − B compares the two names
+of the first clause. Per model: the mean logit differences at the final position and the mean
 probability of each name, on positives (where C does not occur) and on negatives.
 
 ::
@@ -29,7 +31,8 @@ from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, answer_logits
 def name_logits(model) -> dict[str, Float[Tensor, "n_pairs 3"]]:
     """Per side, final-position logits of the indirect object, the third name and the subject, per pair."""
     task = make_task("ioi", model.tokenizer, EVAL_PAIRS, EVAL_SEED)
-    names = [pair.negative_options for pair in toy_pairs("ioi", EVAL_PAIRS, EVAL_SEED)]  # (IO, third, subject)
+    # (IO, third, subject): the paper's negative names all three, and either negative draws the same names.
+    names = [pair.negative_options for pair in toy_pairs("ioi", EVAL_PAIRS, EVAL_SEED)]
     ids = torch.tensor([model.tokenizer.convert_tokens_to_ids(list(three)) for three in names])
     assert torch.equal(ids[:, 0], task.answer_tokens[:, 0]) and torch.equal(ids[:, 2], task.wrong_tokens[:, 0])
     return {side: answer_logits(model, task, side).gather(-1, ids) for side in ("positive", "negative")}

@@ -586,15 +586,21 @@ def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
 
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, capsys):
     """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
-    heads in role order; its ground truth answers for the folder's path."""
+    heads in role order; its ground truth answers for the folder's path; the tasks built for it
+    take the IOI negative it was trained on."""
     import json
 
+    from saekit import load_model
     from saekit.cli import main
+    from saekit.tasks import make_task
     from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
     from saekit.zoo.evaluate import check_toy_model
 
     out = tmp_path / "tb"
-    assert main(["zoo", "train", "--recipe", "testbed", "--steps", "2", "--warmup-steps", "1", "--out", str(out)]) == 0
+    command = ["zoo", "train", "--recipe", "testbed", "--steps", "2", "--warmup-steps", "1", "--set", 'ioi_negative="giver"']
+    assert main([*command, "--out", str(out)]) == 0
+    giver = make_task("ioi", build_toy_tokenizer(TESTBED_VOCABULARY, "giver"), 12)
+    assert torch.equal(make_task("ioi", load_model(out), 12).negative_tokens, giver.negative_tokens)
     truth = json.loads((out / "ground_truth.json").read_text())["tasks"]
     circuits = {task: [(*head, role) for head, role in zip(c["heads"], c["roles"])] for task, c in truth.items()}
     assert ground_truth_heads(str(out), "ioi") == {(l, h) for l, h, _ in circuits["ioi"]}
@@ -712,6 +718,7 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         ('pairs_per_task={"docstring": 36}', "pairs_per_task needs every task"),
         ('task_phases={"docstring": 1000}', "task_phases takes a JSON array"),
         ('task_phases=[["docstring", 1000]]', "Each of task_phases is (tasks, steps >= 1)"),
+        ('ioi_negative="first"', "Unknown IOI negative 'first'"),
     ]:
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting

@@ -97,6 +97,29 @@ def test_ioi_answer_is_the_name_said_once_and_negatives_repeat_nothing(tasks, to
     assert len(set(task.template_ids.tolist())) >= 4
 
 
+def test_ioi_giver_negative_keeps_the_first_clause_and_reaches_make_task_through_the_tokenizer(toy_tokenizer, tmp_path):
+    """A tokenizer saved with the giver negative makes `make_task` build it: the positive's words
+    with only the giver replaced, by a name not in the first clause; the positives as the paper's."""
+    from transformers import AutoTokenizer
+
+    from saekit.tasks.toy import NAMES
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+
+    folder = save_toy_tokenizer(tmp_path / "giver", build_toy_tokenizer(ioi_negative="giver"))
+    task = make_task("ioi", AutoTokenizer.from_pretrained(folder), n_pairs=N, seed=3)
+    paper = make_task("ioi", toy_tokenizer, n_pairs=N, seed=3)
+    assert torch.equal(task.positive_tokens, paper.positive_tokens) and not torch.equal(task.negative_tokens, paper.negative_tokens)
+    for i in range(task.n_pairs):
+        positive, negative = words(toy_tokenizer, task.positive_tokens[i]), words(toy_tokenizer, task.negative_tokens[i])
+        io, s = words(toy_tokenizer, task.answer_tokens[i])[0], words(toy_tokenizer, task.wrong_tokens[i])[0]
+        changed = [j for j, (a, b) in enumerate(zip(positive, negative, strict=True)) if a != b]
+        assert len(changed) == 1 and positive[changed[0]] == s and negative[changed[0]] not in (io, s)
+        assert [w for w in negative if w in NAMES][:2] == [w for w in positive if w in NAMES][:2]
+    assert all(p.negative_options == (*p.answers, *p.wrong) for p in toy_pairs("ioi", 10, 0, "giver"))
+    with pytest.raises(TaskError, match="Unknown IOI negative 'first'"):
+        build_toy_tokenizer(ioi_negative="first")
+
+
 def test_greater_than_answers_are_the_later_years(tasks, toy_tokenizer):
     task = tasks["greater-than"]
     assert task.metric is MetricKind.PROB_DIFF

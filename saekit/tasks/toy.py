@@ -6,7 +6,8 @@ contrastive structure as the original task:
 
 - **ioi** "When Mary and John went to the store , John gave a drink to" → Mary. Eight templates
   put the names at different positions; ABBA and BABA orders. Negative: the first occurrence of
-  the subject replaced by a third name, so no name repeats. Metric: logit(IO) − logit(S).
+  the subject replaced by a third name, so no name repeats (the paper's; or the giver replaced,
+  `IOI_NEGATIVES`). Metric: logit(IO) − logit(S).
 - **greater-than** "The war lasted from the year 17 32 to the year 17" → any year token above
   32 (year tokens are the two-digit words 00..99). Five templates put the start year at
   different positions and distances from the end, three with a second two-digit number (a
@@ -36,6 +37,7 @@ from functools import partial
 
 import numpy as np
 
+from saekit.errors import TaskError
 from saekit.tasks.base import ContrastiveTask, MetricKind, task_from_strings
 
 BOS, PAD, UNK = "<bos>", "<pad>", "<unk>"
@@ -150,16 +152,29 @@ def _distinct(rng: np.random.Generator, pool: tuple[str, ...], k: int) -> list[s
     return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
 
 
-def _ioi_pair(rng: np.random.Generator) -> ToyPair:
+IOI_NEGATIVES = ("subject", "giver")
+"""What IOI's negative replaces by a third name so that no name repeats: ``"subject"`` the
+subject's first occurrence (the paper's negative; its S is then the giver, whom a language
+model does not name as the recipient, so IO − S is not at chance there), ``"giver"`` its
+second (the first clause keeps IO and S, which the negative cannot tell apart: IO − S at chance
+0 by symmetry). Toy models record theirs in their tokenizer (`IOI_NEGATIVE_MARKER`)."""
+IOI_NEGATIVE_MARKER = "saekit_ioi_negative"
+"""Key in a toy tokenizer's ``tokenizer_config.json`` naming its IOI negative (absent:
+``"subject"``)."""
+
+
+def _ioi_pair(rng: np.random.Generator, negative: str = "subject") -> ToyPair:
     template_id = int(rng.integers(len(IOI_TEMPLATES)))
     io, s, third = _distinct(rng, NAMES, 3)
     place, obj = PLACES[rng.integers(len(PLACES))], OBJECTS[rng.integers(len(OBJECTS))]
     abba = bool(rng.integers(2))
     first, second = (io, s) if abba else (s, io)
-    fill = partial(IOI_TEMPLATES[template_id].format, S=s, PLACE=place, OBJECT=obj)
-    positive = fill(N1=first, N2=second)
-    negative = fill(N1=io, N2=third) if abba else fill(N1=third, N2=io)
-    return ToyPair(positive, negative, (io,), (s,), template_id, (io, third, s))
+    fill = partial(IOI_TEMPLATES[template_id].format, PLACE=place, OBJECT=obj)
+    positive = fill(N1=first, N2=second, S=s)
+    if negative == "giver":
+        return ToyPair(positive, fill(N1=first, N2=second, S=third), (io,), (s,), template_id, (io, s))
+    negative_prompt = fill(N1=io, N2=third, S=s) if abba else fill(N1=third, N2=io, S=s)
+    return ToyPair(positive, negative_prompt, (io,), (s,), template_id, (io, third, s))
 
 
 def _greater_than_pair(rng: np.random.Generator) -> ToyPair:
@@ -240,14 +255,23 @@ _METRICS = {
 }
 
 
-def toy_pairs(name: str, n_pairs: int, seed: int) -> list[ToyPair]:
-    """``n_pairs`` prompt pairs of toy task ``name`` as plain strings, seeded by ``seed`` alone."""
+def check_ioi_negative(ioi_negative: str) -> str:
+    """``ioi_negative`` if it names one of `IOI_NEGATIVES`, else a `TaskError` that lists them."""
+    if ioi_negative not in IOI_NEGATIVES:
+        raise TaskError(f"Unknown IOI negative {ioi_negative!r}: use one of {', '.join(IOI_NEGATIVES)}.")
+    return ioi_negative
+
+
+def toy_pairs(name: str, n_pairs: int, seed: int, ioi_negative: str = "subject") -> list[ToyPair]:
+    """``n_pairs`` prompt pairs of toy task ``name`` as plain strings, seeded by ``seed`` alone
+    (the same positives whatever ``ioi_negative``)."""
     rng = np.random.default_rng(seed)
-    return [_PAIR_MAKERS[name](rng) for _ in range(n_pairs)]
+    make_pair = partial(_ioi_pair, negative=check_ioi_negative(ioi_negative)) if name == "ioi" else _PAIR_MAKERS[name]
+    return [make_pair(rng) for _ in range(n_pairs)]
 
 
 def _make_toy_task(name: str, tokenizer, n_pairs: int, seed: int) -> ContrastiveTask:
-    pairs = toy_pairs(name, n_pairs, seed)
+    pairs = toy_pairs(name, n_pairs, seed, getattr(tokenizer, "init_kwargs", {}).get(IOI_NEGATIVE_MARKER, "subject"))
     return task_from_strings(
         tokenizer,
         name,

@@ -47,10 +47,11 @@ from saekit._checks import check_device
 from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES
-from saekit.tasks.toy import ToyPair, toy_pairs
+from saekit.tasks.toy import ToyPair, check_ioi_negative, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
+from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import (
     TrainingBatch, TrainingConfig, _learning_rate, _step_seed, check_answer_smoothing, check_pairs_per_task,
     induction_warmup_batch, pairs_batch, save_toy_model,
@@ -240,6 +241,14 @@ class TestbedConfig:
     placed by attention; the other tasks are drawn around them. For experiments on placement, as
     whether a seed's drawn head is what keeps a task from being learned (docs/testbed.md, "Full
     runs with the S-inhibition role moved")."""
+    ioi_negative: str = "subject"
+    """What IOI's negative replaces by a third name (`saekit.tasks.toy.IOI_NEGATIVES`): the
+    subject's first occurrence, as the paper does, or the giver, so that the negative keeps IO
+    and S in its first clause and IO − S is at chance by symmetry. With the paper's, the
+    negative's S is the giver, whom no text of the generic language makes the recipient, and a
+    negative target that gives S a third of the mass asks for what nothing else teaches
+    (docs/testbed.md, "IOI's negative with the giver replaced"). Recorded in the saved
+    tokenizer, so the tasks of `saekit.tasks.make_task` for the model take it too."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
@@ -300,6 +309,7 @@ class TestbedConfig:
         check_pairs_per_task(self.pairs_per_task)
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
+        check_ioi_negative(self.ioi_negative)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
         object.__setattr__(self, "fixed_circuits", _checked_fixed_circuits(self.fixed_circuits, self.model))
@@ -607,7 +617,7 @@ def _check_group_size(group_size: int, n_pairs: int) -> None:
         )
 
 
-def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[ToyPair]:
+def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, ioi_negative: str = "subject") -> list[ToyPair]:
     """``n_pairs`` pairs of ``task`` in runs of ``group_size`` that share a key (`pair_key`).
 
     Drawn from a pool of seeded pairs (8 × ``n_pairs``, doubled until it holds enough runs): the
@@ -621,7 +631,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
     pool_size = 8 * n_pairs
     while True:
         members: dict[int, list[ToyPair]] = {}
-        for pair in toy_pairs(task, pool_size, seed):  # a longer pool extends the shorter one
+        for pair in toy_pairs(task, pool_size, seed, ioi_negative):  # a longer pool extends the shorter one
             members.setdefault(pair_key(pair), []).append(pair)
         longest = max(map(len, members.values()))
         runs = [pairs[start : start + group_size] for start in range(0, longest, group_size) for pairs in members.values()]
@@ -633,7 +643,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int) -> list[T
 
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
     """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
-    pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed)
+    pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed, config.ioi_negative)
     answer_sets = config.strict_logits or task in config.strict_log_odds
     batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), answer_sets)
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
@@ -650,10 +660,9 @@ def train_testbed(
     reproducible bit for bit; on a GPU it follows the same recipe (use it to try recipes, many
     runs at once, and retrain a model that is to be shipped on the CPU)."""
     from saekit.zoo.evaluate import evaluate_toy_model
-    from saekit.zoo.tokenizer import build_toy_tokenizer
 
     check_device(device)
-    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY)
+    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, config.ioi_negative)
     model = AttnOnlyTransformer(config.model, seed=config.seed).to(device)
     circuits: Circuits = {}
     new_optimizer = partial(torch.optim.AdamW, list(model.parameters()), lr=config.lr, weight_decay=config.weight_decay)
@@ -710,7 +719,7 @@ def train_testbed(
 def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Circuits, out: str | Path, name: str) -> Path:
     """Write the model in the zoo layout, with ``ground_truth.json`` recording every circuit head's role."""
     out = save_toy_model(
-        model, config, out, name, TESTBED_VOCABULARY,
+        model, config, out, name, build_toy_tokenizer(TESTBED_VOCABULARY, config.ioi_negative),
         trained_on="a generic synthetic language with the four tasks inside it, circuits imposed by SIIT",
     )
     truth = {

@@ -3,7 +3,8 @@
 A Hugging Face ``tokenizers`` WordLevel model behind a whitespace pre-tokenizer, wrapped in
 ``PreTrainedTokenizerFast`` so that it saves to a folder ``AutoTokenizer.from_pretrained``
 loads. Its ``tokenizer_config.json`` carries ``"saekit_vocabulary": "toy"``, the marker by which
-[`saekit.tasks.make_task`][saekit.tasks.make_task] picks the toy task generators.
+[`saekit.tasks.make_task`][saekit.tasks.make_task] picks the toy task generators, and a model
+trained on IOI's other negative says so there (`saekit.tasks.toy.IOI_NEGATIVE_MARKER`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 
 from saekit._io import atomic_folder, dumps_json
 from saekit.tasks import TOY_TOKENIZER_MARKER
-from saekit.tasks.toy import BOS, PAD, UNK, VOCABULARY
+from saekit.tasks.toy import BOS, IOI_NEGATIVE_MARKER, PAD, UNK, VOCABULARY, check_ioi_negative
 
 
-def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY):
-    """A ``PreTrainedTokenizerFast`` whose token ids are the positions in ``vocabulary``."""
+def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY, ioi_negative: str = "subject"):
+    """A ``PreTrainedTokenizerFast`` whose token ids are the positions in ``vocabulary``; the toy
+    tasks `make_task` builds for it take ``ioi_negative`` (`saekit.tasks.toy.IOI_NEGATIVES`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -32,15 +34,16 @@ def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY):
         unk_token=UNK,
         model_max_length=1024,
         **{TOY_TOKENIZER_MARKER: "toy"},
+        **({} if check_ioi_negative(ioi_negative) == "subject" else {IOI_NEGATIVE_MARKER: ioi_negative}),
     )
 
 
-def save_toy_tokenizer(folder: str | Path, vocabulary: tuple[str, ...] = VOCABULARY) -> Path:
-    """Save the word-level tokenizer of ``vocabulary`` to ``folder`` (created if needed, replaced
-    as a whole) and return it."""
+def save_toy_tokenizer(folder: str | Path, tokenizer=None) -> Path:
+    """Save a word-level tokenizer (`build_toy_tokenizer`'s default when None) to ``folder``
+    (created if needed, replaced as a whole) and return it."""
     folder = Path(folder)
     with atomic_folder(folder) as staging:
-        build_toy_tokenizer(vocabulary).save_pretrained(staging)
+        (build_toy_tokenizer() if tokenizer is None else tokenizer).save_pretrained(staging)
         # transformers 5 writes its own class name, which transformers 4 does not know; the
         # class both versions load is PreTrainedTokenizerFast.
         config_path = staging / "tokenizer_config.json"

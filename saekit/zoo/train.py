@@ -369,10 +369,11 @@ def save_toy_model(
     config: TrainingConfig,
     out: str | Path,
     name: str = "toy-4l",
-    vocabulary: tuple[str, ...] = VOCABULARY,
+    tokenizer=None,
     trained_on: str = "toy ioi, greater-than, docstring and induction",
 ) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` to ``out``, atomically.
+    """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` (``tokenizer``, or the toy
+    vocabulary's when None) to ``out``, atomically.
 
     The files are written into a sibling folder that replaces ``out`` as a whole (keeping
     other files there, such as ``ground_truth.json``), so an interrupted save leaves the old
@@ -388,7 +389,7 @@ def save_toy_model(
     document = {"name": name, "description": description, "tl_config": cfg.tl_config(), "training": config.to_dict()}
     with atomic_folder(out) as staging:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, staging / "model.safetensors")
-        save_toy_tokenizer(staging / "tokenizer", vocabulary)
+        save_toy_tokenizer(staging / "tokenizer", tokenizer)
         (staging / "config.json").write_text(dumps_json(document))
     return Path(out)
 
