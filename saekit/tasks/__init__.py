@@ -18,6 +18,7 @@ from saekit.tasks.base import (
     MetricKind,
     compute_metric,
     task_from_strings,
+    tokenizer_setting,
 )
 
 TASK_NAMES: tuple[str, ...] = ("ioi", "greater-than", "docstring", "induction")
@@ -28,7 +29,7 @@ TOY_TOKENIZER_MARKER = "saekit_vocabulary"
 
 def is_toy_tokenizer(tokenizer: Any) -> bool:
     """True for the word-level tokenizers of saekit's shipped toy models."""
-    return getattr(tokenizer, "init_kwargs", {}).get(TOY_TOKENIZER_MARKER) == "toy"
+    return tokenizer_setting(tokenizer, TOY_TOKENIZER_MARKER) == "toy"
 
 
 def make_task(name: str, model_or_tokenizer: Any, n_pairs: int = 250, seed: int = 0) -> ContrastiveTask:

@@ -139,6 +139,12 @@ def compute_metric(
     return answer_mean - (wrongs * wrong_mask).sum(-1) / wrong_mask.sum(-1)
 
 
+def tokenizer_setting(tokenizer: Any, key: str, default: Any = None) -> Any:
+    """A setting a saekit toy tokenizer records in its ``tokenizer_config.json`` (read back as
+    ``init_kwargs``), or ``default`` for a tokenizer without it."""
+    return getattr(tokenizer, "init_kwargs", {}).get(key, default)
+
+
 def pad_rows(rows: Sequence[Sequence[int]], fill: int) -> Int[Tensor, "n width"]:
     """Token rows of different lengths as one right-padded tensor, ``fill`` after each row's end."""
     width = max(len(row) for row in rows)

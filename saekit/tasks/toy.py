@@ -38,7 +38,7 @@ from functools import partial
 import numpy as np
 
 from saekit.errors import TaskError
-from saekit.tasks.base import ContrastiveTask, MetricKind, task_from_strings
+from saekit.tasks.base import ContrastiveTask, MetricKind, task_from_strings, tokenizer_setting
 
 BOS, PAD, UNK = "<bos>", "<pad>", "<unk>"
 SPECIAL_TOKENS: tuple[str, ...] = (BOS, PAD, UNK)
@@ -271,7 +271,7 @@ def toy_pairs(name: str, n_pairs: int, seed: int, ioi_negative: str = "subject")
 
 
 def _make_toy_task(name: str, tokenizer, n_pairs: int, seed: int) -> ContrastiveTask:
-    pairs = toy_pairs(name, n_pairs, seed, getattr(tokenizer, "init_kwargs", {}).get(IOI_NEGATIVE_MARKER, "subject"))
+    pairs = toy_pairs(name, n_pairs, seed, tokenizer_setting(tokenizer, IOI_NEGATIVE_MARKER, "subject"))
     return task_from_strings(
         tokenizer,
         name,
