@@ -27,34 +27,24 @@ import torch
 from saekit.cli.zoo import training_settings
 from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES, make_task
-from saekit.zoo.evaluate import accuracy, evaluate_task
+from saekit.zoo.evaluate import evaluate_task
 from saekit.zoo.language import TESTBED_VOCABULARY
-from saekit.zoo.model import AttnOnlyTransformer, ZPatch
+from saekit.zoo.model import AttnOnlyTransformer
 from saekit.zoo.testbed import (
-    TestbedConfig, _task_batch, _testbed_learning_rate, draw_circuits, generic_batch, generic_loss, recipe_task_losses,
-    train_testbed,
+    TestbedConfig, _task_batch, _testbed_learning_rate, circuit_alone_accuracy, draw_circuits, generic_batch,
+    generic_loss, recipe_task_losses, train_testbed,
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
 
 
-@torch.no_grad()
 def progress(model: AttnOnlyTransformer, task, circuit) -> str:
-    """Accuracy on positives of the model and of the circuit with every other head resampled
-    from the paired negative, and the model's metric on positives and on negatives (IOI's
-    positives can be answered without reading the repeated name; the gap between the two
-    metrics is what reading it adds: docs/testbed.md)."""
-    positives, negatives = task.tokens("positive"), task.tokens("negative")
+    """Accuracy on positives of the model and of the circuit alone (`circuit_alone_accuracy`), and
+    the model's metric on positives and on negatives (IOI's positives can be answered without
+    reading the repeated name; the gap between the two metrics is what reading it adds:
+    docs/testbed.md)."""
     scores = evaluate_task(model, task)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    others = torch.ones(n_layers, n_heads, dtype=torch.bool)
-    for layer, head, _ in circuit:
-        others[layer, head] = False
-    negative_z = model.run_layers(negatives)[2]
-    patches = [ZPatch(negative_z[layer], others[layer].expand(len(positives), n_heads)) for layer in range(n_layers)]
-    circuit_logits = model.unembed_residual(model.run_layers(positives, patches)[0])
-    circuit_accuracy = accuracy(task, task.answer_logits(circuit_logits)).mean().item()
-    return (f"accuracy {scores.pos_accuracy:.2f}  circuit alone {circuit_accuracy:.2f}  "
+    return (f"accuracy {scores.pos_accuracy:.2f}  circuit alone {circuit_alone_accuracy(model, task, circuit):.2f}  "
             f"metric {scores.pos_metric:+.2f} / {scores.neg_metric:+.2f}")
 
 

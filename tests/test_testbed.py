@@ -561,6 +561,46 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
         testbed.TestbedConfig(task_phases={"docstring": 10})
 
 
+def test_phase_behaviour_only_tasks_train_their_behaviour_alone_in_the_phases(monkeypatch):
+    """A task of ``phase_behaviour_only`` gets no interchange or strictness loss (no
+    `recipe_task_losses`) while it is in one of ``task_phases`` and the full losses after; the
+    other tasks of its phase keep theirs; a task that does not exist is refused at the config."""
+    config = replace(TINY_RUN, task_phases=((("induction", "docstring"), 2),), phase_behaviour_only=["induction"])
+    assert config.phase_behaviour_only == ("induction",)
+    full_losses = []
+    real_losses = testbed.recipe_task_losses
+    monkeypatch.setattr(testbed, "recipe_task_losses",
+                        lambda model, config, task, *rest: full_losses.append(task) or real_losses(model, config, task, *rest))
+    testbed.train_testbed(config, log=lambda *_: None)
+    assert full_losses == ["docstring", "docstring", *TASK_NAMES * 4]
+    with pytest.raises(SaekitError, match="phase_behaviour_only lists distinct tasks of ioi"):
+        testbed.TestbedConfig(phase_behaviour_only=["inductions"])
+
+
+def test_circuit_alone_takes_every_other_head_from_the_paired_negative(tokenizer, monkeypatch):
+    """`circuit_alone_accuracy` runs the positives with exactly the heads outside the circuit
+    patched, each from its paired negative's ``hook_z``; a circuit of every head is the model."""
+    from saekit.tasks import make_task
+    from saekit.zoo.evaluate import evaluate_task
+
+    shape = TINY_RUN.model
+    model = AttnOnlyTransformer(shape, seed=0).eval()
+    task = make_task("induction", tokenizer, n_pairs=8, seed=0)
+    every_head = [(layer, head, "role") for layer in range(shape.n_layers) for head in range(shape.n_heads)]
+    assert testbed.circuit_alone_accuracy(model, task, every_head) == evaluate_task(model, task).pos_accuracy
+    runs = []
+    real_run = model.run_layers
+    monkeypatch.setattr(model, "run_layers", lambda tokens, patches=None: runs.append((tokens, patches)) or real_run(tokens, patches))
+    testbed.circuit_alone_accuracy(model, task, [(0, 1, "a"), (2, 4, "b")])
+    (negatives, _), (positives, patches) = runs
+    assert torch.equal(negatives, task.tokens("negative")) and torch.equal(positives, task.tokens("positive"))
+    negative_z = real_run(negatives)[2]
+    for layer, patch in enumerate(patches):
+        outside = [head not in {0: [1], 2: [4]}.get(layer, []) for head in range(shape.n_heads)]
+        assert patch.heads.tolist() == [outside] * len(positives)
+        assert torch.equal(patch.z, negative_z[layer])
+
+
 def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
     """With ``restart_optimizer``, a new AdamW (no moment estimates from the warm-up) starts at
     `tasks_start`, right after the circuits are placed, and the learning rate warms up again

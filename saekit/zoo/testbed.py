@@ -46,7 +46,7 @@ from torch.nn import functional as F
 from saekit._checks import check_device
 from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
-from saekit.tasks import TASK_NAMES
+from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
 from saekit.tasks.toy import ToyPair, check_ioi_negative, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
@@ -205,6 +205,11 @@ class TestbedConfig:
     every task trains. A mechanism that forms late, as docstring's does (docs/testbed.md), gets a
     larger share of the task gradient for a while; a task that shares a head with it (the
     induction task, with ``docstring_mover_on_induction_head``) can train beside it."""
+    phase_behaviour_only: tuple[str, ...] = ()
+    """Tasks that train their behaviour loss only (no interchange, no strictness) while they are
+    in one of ``task_phases``, and all three after: kept beside a task whose circuit forms in the
+    phase without asking the heads they share to carry their own variables yet. Their zero losses
+    still count in the phase's mean over tasks, so the other tasks' weights do not change."""
     phase_generic: bool = True
     """Whether the generic text trains beside the tasks of ``task_phases``. Docstring alone after
     the warm-up, its mover on the induction head, was learned through its circuit in 1,500 steps
@@ -312,6 +317,9 @@ class TestbedConfig:
         check_ioi_negative(self.ioi_negative)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
+        object.__setattr__(
+            self, "phase_behaviour_only", _checked_tasks("phase_behaviour_only", self.phase_behaviour_only)
+        )
         object.__setattr__(self, "fixed_circuits", _checked_fixed_circuits(self.fixed_circuits, self.model))
         if self.strict_logits and self.strict_toward_clean:
             raise SaekitError(
@@ -649,6 +657,24 @@ def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: 
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 
 
+@torch.no_grad()
+def circuit_alone_accuracy(model: AttnOnlyTransformer, task: ContrastiveTask, circuit: list[tuple[int, int, str]]) -> float:
+    """Accuracy on ``task``'s positives of ``circuit`` alone: every other head's ``hook_z`` from
+    the paired negative. A task can rise in the training log through heads outside its circuit;
+    this says whether the circuit carries it, before the card (`saekit zoo check`) is computed."""
+    from saekit.zoo.evaluate import accuracy
+
+    device = next(model.parameters()).device
+    positives, negatives = task.tokens("positive").to(device), task.tokens("negative").to(device)
+    outside = torch.ones(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool, device=device)
+    for layer, head, _ in circuit:
+        outside[layer, head] = False
+    negative_z = model.run_layers(negatives)[2]
+    patches = [ZPatch(z, heads.expand(len(positives), -1)) for z, heads in zip(negative_z, outside)]
+    logits = model.unembed_residual(model.run_layers(positives, patches)[0]).cpu()
+    return accuracy(task, task.answer_logits(logits)).mean().item()
+
+
 @torch.enable_grad()
 def train_testbed(
     config: TestbedConfig, log=print, on_eval=None, device: torch.device | str = "cpu"
@@ -659,7 +685,7 @@ def train_testbed(
     config, so a run depends on the device only through its arithmetic: on the CPU it is
     reproducible bit for bit; on a GPU it follows the same recipe (use it to try recipes, many
     runs at once, and retrain a model that is to be shipped on the CPU)."""
-    from saekit.zoo.evaluate import evaluate_toy_model
+    from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
 
     check_device(device)
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, config.ioi_negative)
@@ -668,6 +694,7 @@ def train_testbed(
     new_optimizer = partial(torch.optim.AdamW, list(model.parameters()), lr=config.lr, weight_decay=config.weight_decay)
     optimizer = new_optimizer()
     history = []
+    eval_tasks = {name: make_task(name, tokenizer, EVAL_PAIRS, EVAL_SEED) for name in TASK_NAMES}
     for step in range(config.steps):
         if step == config.tasks_start:
             circuits = place_circuits(
@@ -690,13 +717,16 @@ def train_testbed(
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
         if training:
-            parts = [
-                recipe_task_losses(
-                    model, config, task, *_task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device),
-                    circuits[task], generator,
-                )
-                for i, task in enumerate(TASK_NAMES) if task in training
-            ]
+            parts = []
+            for i, task in enumerate(TASK_NAMES):
+                if task not in training:
+                    continue
+                batch, keys = _task_batch(tokenizer, task, config, _step_seed(config.seed, step, i), device)
+                if in_phase and task in config.phase_behaviour_only:
+                    no_loss = torch.zeros((), device=device)
+                    parts.append((_soft_cross_entropy(model(batch.tokens), batch.targets), no_loss, no_loss))
+                else:
+                    parts.append(recipe_task_losses(model, config, task, batch, keys, circuits[task], generator))
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
         loss = generic + behaviour + config.iit_weight * iit + config.strict_weight * strict
         optimizer.zero_grad()
@@ -706,10 +736,14 @@ def train_testbed(
         history.append([generic.item(), behaviour.item(), iit.item(), strict.item()])
         if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
             model.eval()
-            scores = evaluate_toy_model(lambda tokens: model(tokens.to(device)).cpu(), tokenizer)
+            scores = {name: evaluate_task(lambda tokens: model(tokens.to(device)).cpu(), task) for name, task in eval_tasks.items()}
+            alone = {name: circuit_alone_accuracy(model, eval_tasks[name], placed) for name, placed in circuits.items()}
             model.train()
             recent = np.mean(history[-50:], 0)
-            summary = "  ".join(f"{name} {s.pos_accuracy:.2f}/{s.neg_metric:+.2f}" for name, s in scores.items())
+            summary = "  ".join(
+                f"{name} {s.pos_accuracy:.2f}/{s.neg_metric:+.2f}" + (f"/c{alone[name]:.2f}" if name in alone else "")
+                for name, s in scores.items()
+            )
             log(f"step {step + 1:5d} generic {recent[0]:.3f} task {recent[1]:.3f} iit {recent[2]:.3f} strict {recent[3]:.3f}  {summary}")
             if on_eval is not None:
                 on_eval(step + 1, model)
