@@ -601,6 +601,25 @@ def test_circuit_alone_takes_every_other_head_from_the_paired_negative(tokenizer
         assert torch.equal(patch.z, negative_z[layer])
 
 
+def test_training_log_gives_each_placed_circuit_alone(monkeypatch):
+    """Once the circuits are placed, each evaluation's log line gives every task's circuit-alone
+    accuracy (`circuit_alone_accuracy` of that task's circuit) beside the model's; before, none."""
+    asked = []
+
+    def alone(model, task, circuit):
+        asked.append(circuit)
+        return 0.25
+
+    monkeypatch.setattr(testbed, "circuit_alone_accuracy", alone)
+    lines = []
+    _, circuits = testbed.train_testbed(replace(TINY_RUN, eval_every=2), log=lines.append)
+    evaluations = [line for line in lines if " generic " in line]
+    assert "/c" not in evaluations[0], "step 2 comes before the circuits are placed"
+    for line in evaluations[1:]:
+        assert all(f"{task} " in line and line.count("/c0.25") == len(TASK_NAMES) for task in TASK_NAMES)
+    assert asked == [circuits[task] for task in TASK_NAMES] * (len(evaluations) - 1)
+
+
 def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
     """With ``restart_optimizer``, a new AdamW (no moment estimates from the warm-up) starts at
     `tasks_start`, right after the circuits are placed, and the learning rate warms up again
