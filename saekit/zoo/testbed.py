@@ -47,6 +47,7 @@ from saekit._checks import check_device
 from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
+from saekit.tasks.ground_truth import heads_to_mask
 from saekit.tasks.toy import ToyPair, check_ioi_negative, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
@@ -530,9 +531,7 @@ def task_losses(
     group_mean = (same.float() / same.sum(1, keepdim=True)).to(device)
     partner = same_template_partners(template_keys, generator)
     has_partner = partner != torch.arange(n_pairs)
-    in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
-    for layer, head, _ in circuit:
-        in_circuit[layer, head] = True
+    in_circuit = heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads)
     last_layer, last_head, _ = circuit[-1]
 
     # Strict rows: every non-circuit head from the paired negative, a same-template row, or the mean.
@@ -666,9 +665,7 @@ def circuit_alone_accuracy(model: AttnOnlyTransformer, task: ContrastiveTask, ci
 
     device = next(model.parameters()).device
     positives, negatives = task.tokens("positive").to(device), task.tokens("negative").to(device)
-    outside = torch.ones(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool, device=device)
-    for layer, head, _ in circuit:
-        outside[layer, head] = False
+    outside = ~heads_to_mask([(layer, head) for layer, head, _ in circuit], model.cfg.n_layers, model.cfg.n_heads).to(device)
     negative_z = model.run_layers(negatives)[2]
     patches = [ZPatch(z, heads.expand(len(positives), -1)) for z, heads in zip(negative_z, outside)]
     logits = model.unembed_residual(model.run_layers(positives, patches)[0]).cpu()
