@@ -99,7 +99,7 @@ def main() -> None:
         recipe = replace(TestbedConfig(seed=args.seed), **training_settings(args.settings, TestbedConfig()))
     except SaekitError as error:
         parser.error(str(error))
-    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, recipe.ioi_negative)
+    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, recipe.negatives)
     if args.start == "warmup":  # the recipe's warm-up, then one step of every task (where circuits are placed)
         warm = replace(recipe, steps=recipe.tasks_start + 1, cooldown_steps=0, eval_every=0, task_phases=())
         start_model, circuits = train_testbed(warm, log=lambda *_: None)

@@ -658,7 +658,7 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, c
     out = tmp_path / "tb"
     command = ["zoo", "train", "--recipe", "testbed", "--steps", "2", "--warmup-steps", "1", "--set", 'ioi_negative="giver"']
     assert main([*command, "--out", str(out)]) == 0
-    giver = make_task("ioi", build_toy_tokenizer(TESTBED_VOCABULARY, "giver"), 12)
+    giver = make_task("ioi", build_toy_tokenizer(TESTBED_VOCABULARY, {"ioi": "giver"}), 12)
     assert torch.equal(make_task("ioi", load_model(out), 12).negative_tokens, giver.negative_tokens)
     truth = json.loads((out / "ground_truth.json").read_text())["tasks"]
     circuits = {task: [(*head, role) for head, role in zip(c["heads"], c["roles"])] for task, c in truth.items()}
@@ -777,7 +777,8 @@ def test_zoo_train_set_reaches_every_setting_and_checks_it_before_training(tmp_p
         ('pairs_per_task={"docstring": 36}', "pairs_per_task needs every task"),
         ('task_phases={"docstring": 1000}', "task_phases takes a JSON array"),
         ('task_phases=[["docstring", 1000]]', "Each of task_phases is (tasks, steps >= 1)"),
-        ('ioi_negative="first"', "Unknown IOI negative 'first'"),
+        ('ioi_negative="first"', "Unknown ioi negative 'first'"),
+        ('induction_negative="first"', "Unknown induction negative 'first'"),
     ]:
         assert main([*command, "--set", setting]) == 2, setting
         assert message in capsys.readouterr().err, setting

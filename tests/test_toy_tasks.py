@@ -105,7 +105,7 @@ def test_ioi_giver_negative_keeps_the_first_clause_and_reaches_make_task_through
     from saekit.tasks.toy import NAMES
     from saekit.zoo.tokenizer import build_toy_tokenizer
 
-    folder = save_toy_tokenizer(tmp_path / "giver", build_toy_tokenizer(ioi_negative="giver"))
+    folder = save_toy_tokenizer(tmp_path / "giver", build_toy_tokenizer(negatives={"ioi": "giver"}))
     task = make_task("ioi", AutoTokenizer.from_pretrained(folder), n_pairs=N, seed=3)
     paper = make_task("ioi", toy_tokenizer, n_pairs=N, seed=3)
     assert torch.equal(task.positive_tokens, paper.positive_tokens) and not torch.equal(task.negative_tokens, paper.negative_tokens)
@@ -116,8 +116,8 @@ def test_ioi_giver_negative_keeps_the_first_clause_and_reaches_make_task_through
         assert len(changed) == 1 and positive[changed[0]] == s and negative[changed[0]] not in (io, s)
         assert [w for w in negative if w in NAMES][:2] == [w for w in positive if w in NAMES][:2]
     assert all(p.negative_options == (*p.answers, *p.wrong) for p in toy_pairs("ioi", 10, 0, "giver"))
-    with pytest.raises(TaskError, match="Unknown IOI negative 'first'"):
-        build_toy_tokenizer(ioi_negative="first")
+    with pytest.raises(TaskError, match="Unknown ioi negative 'first'"):
+        build_toy_tokenizer(negatives={"ioi": "first"})
 
 
 def test_greater_than_answers_are_the_later_years(tasks, toy_tokenizer):
@@ -179,6 +179,33 @@ def test_induction_answer_follows_the_first_occurrence(tasks, toy_tokenizer):
         starts.add(start)
     assert len(starts) >= 4, "the repeat must not always start at the same word"
 
+
+
+def test_induction_stretch_negative_replaces_the_first_occurrence_and_the_answer(tasks, toy_tokenizer, tmp_path):
+    """A tokenizer saved with induction's "stretch" negative makes `make_task` build it: the
+    positives as the default's; the negative is the positive with the repeated words' first
+    occurrence and the answer after them replaced by fresh words, the repeat kept, nothing
+    repeating; the default's negative keeps the sequence."""
+    from transformers import AutoTokenizer
+
+    from saekit.zoo.tokenizer import build_toy_tokenizer
+
+    folder = save_toy_tokenizer(tmp_path / "stretch", build_toy_tokenizer(negatives={"induction": "stretch"}))
+    task, default = make_task("induction", AutoTokenizer.from_pretrained(folder), n_pairs=N, seed=3), tasks["induction"]
+    assert torch.equal(task.positive_tokens, default.positive_tokens)
+    for i in range(task.n_pairs):
+        pos, neg = words(toy_tokenizer, task.positive_tokens[i]), words(toy_tokenizer, task.negative_tokens[i])
+        answer = words(toy_tokenizer, task.answer_tokens[i])[0]
+        length = len(words(toy_tokenizer, default.positive_tokens[i])) - len(
+            [j for j, (a, b) in enumerate(zip(pos, words(toy_tokenizer, default.negative_tokens[i]))) if a != b])
+        repeat = pos[length:]
+        changed = [j for j, (a, b) in enumerate(zip(pos, neg, strict=True)) if a != b]
+        start = pos.index(repeat[0])
+        assert changed == list(range(start, start + len(repeat) + 1)) and pos[changed[-1]] == answer
+        assert neg[length:] == repeat and len(set(neg)) == len(neg) and set(neg) <= set(INDUCTION_POOL)
+    assert all(p.negative_options == INDUCTION_POOL for p in toy_pairs("induction", 10, 0, "stretch"))
+    with pytest.raises(TaskError, match="Task 'docstring' has one negative"):
+        toy_pairs("docstring", 2, 0, "stretch")
 
 def test_negative_options_cover_what_a_negative_could_continue_with():
     ioi = toy_pairs("ioi", 10, 0)

@@ -7,7 +7,7 @@ contrastive structure as the original task:
 - **ioi** "When Mary and John went to the store , John gave a drink to" → Mary. Eight templates
   put the names at different positions; ABBA and BABA orders. Negative: the first occurrence of
   the subject replaced by a third name, so no name repeats (the paper's; or the giver replaced,
-  `IOI_NEGATIVES`). Metric: logit(IO) − logit(S).
+  `TOY_NEGATIVES`). Metric: logit(IO) − logit(S).
 - **greater-than** "The war lasted from the year 17 32 to the year 17" → any year token above
   32 (year tokens are the two-digit words 00..99). Five templates put the start year at
   different positions and distances from the end, three with a second two-digit number (a
@@ -18,7 +18,8 @@ contrastive structure as the original task:
   and documented parameters replaced by unrelated names. Metric: logit(answer) − max logit of
   the other five arguments.
 - **induction** a random word sequence followed by a repeat of k of its words (from a random
-  start); answer: the word that followed them in the first occurrence. Negative: the repeat replaced by fresh words.
+  start); answer: the word that followed them in the first occurrence. Negative: the repeat replaced by fresh words
+  (or their first occurrence and the answer, `TOY_NEGATIVES`).
   Metric: logit(answer) − mean logit of the other words of the first occurrence (the tokens a
   copying model could confuse it with).
 
@@ -31,7 +32,7 @@ them, so that on negatives the task metric sits near chance. Generation uses a l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -152,15 +153,23 @@ def _distinct(rng: np.random.Generator, pool: tuple[str, ...], k: int) -> list[s
     return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
 
 
-IOI_NEGATIVES = ("subject", "giver")
-"""What IOI's negative replaces by a third name so that no name repeats: ``"subject"`` the
-subject's first occurrence (the paper's negative; its S is then the giver, whom a language
-model does not name as the recipient, so IO − S is not at chance there), ``"giver"`` its
-second (the first clause keeps IO and S, which the negative cannot tell apart: IO − S at chance
-0 by symmetry). Toy models record theirs in their tokenizer (`IOI_NEGATIVE_MARKER`)."""
-IOI_NEGATIVE_MARKER = "saekit_ioi_negative"
-"""Key in a toy tokenizer's ``tokenizer_config.json`` naming its IOI negative (absent:
-``"subject"``)."""
+TOY_NEGATIVES: dict[str, tuple[str, ...]] = {"ioi": ("subject", "giver"), "induction": ("repeat", "stretch")}
+"""The negatives a task can take, its default (the one every toy model and notebook uses) first.
+
+- ioi: what is replaced by a third name so that no name repeats. ``"subject"`` its first
+  occurrence (the paper's negative; its S is then the giver, whom a language model does not name
+  as the recipient, so IO − S is not at chance there), ``"giver"`` its second (the first clause
+  keeps IO and S, which the negative cannot tell apart: IO − S at chance 0 by symmetry).
+- induction: what is replaced by fresh words so that nothing repeats. ``"repeat"`` the repeat
+  (the sequence is the positive's, so every head's writes on it are too, and patching a
+  previous-token head from the negative changes nothing the induction head reads there),
+  ``"stretch"`` the repeated words' first occurrence and the word after them, the answer (the
+  repeat is the positive's; the sequence's writes that point to the answer are gone).
+
+Toy models trained on another negative record it in their tokenizer (`NEGATIVES_MARKER`)."""
+NEGATIVES_MARKER = "saekit_negatives"
+"""Key in a toy tokenizer's ``tokenizer_config.json`` mapping each task whose negative is not
+its default to the one it takes (absent: every default)."""
 
 
 def _ioi_pair(rng: np.random.Generator, negative: str = "subject") -> ToyPair:
@@ -222,7 +231,7 @@ def _docstring_pair(rng: np.random.Generator) -> ToyPair:
     )
 
 
-def _induction_pair(rng: np.random.Generator) -> ToyPair:
+def _induction_pair(rng: np.random.Generator, negative: str = "repeat") -> ToyPair:
     length = int(rng.choice(INDUCTION_LENGTHS))
     # The repeat starts at a random word of the sequence, so the answer's position (absolute or
     # counted from the end) says nothing: only matching the repeated words finds it.
@@ -230,9 +239,15 @@ def _induction_pair(rng: np.random.Generator) -> ToyPair:
     repeat = int(rng.integers(1, length - start))
     words = _distinct(rng, INDUCTION_POOL, length + repeat)
     sequence, fresh = words[:length], words[length:]
+    repeated = sequence[start:start + repeat]
+    if negative == "stretch":  # one more fresh word, from a child generator: the positives stay the same draws
+        answer_slot = _distinct(rng.spawn(1)[0], tuple(w for w in INDUCTION_POOL if w not in words), 1)
+        negative_words = sequence[:start] + fresh + answer_slot + sequence[start + repeat + 1:] + repeated
+    else:
+        negative_words = sequence + fresh
     return ToyPair(
-        positive=" ".join(sequence + sequence[start:start + repeat]),
-        negative=" ".join(sequence + fresh),
+        positive=" ".join(sequence + repeated),
+        negative=" ".join(negative_words),
         answers=(sequence[start + repeat],),
         wrong=tuple(w for w in sequence if w != sequence[start + repeat]),
         template_id=0,
@@ -255,23 +270,31 @@ _METRICS = {
 }
 
 
-def check_ioi_negative(ioi_negative: str) -> str:
-    """``ioi_negative`` if it names one of `IOI_NEGATIVES`, else a `TaskError` that lists them."""
-    if ioi_negative not in IOI_NEGATIVES:
-        raise TaskError(f"Unknown IOI negative {ioi_negative!r}: use one of {', '.join(IOI_NEGATIVES)}.")
-    return ioi_negative
+def check_negatives(negatives: Mapping[str, str]) -> dict[str, str]:
+    """``negatives`` (task → negative) as a dict with the tasks' defaults left out, or a
+    `TaskError` naming a task without a choice of negative or a negative its task does not take."""
+    for task, negative in negatives.items():
+        if task not in TOY_NEGATIVES:
+            raise TaskError(f"Task {task!r} has one negative; the tasks with a choice are {', '.join(TOY_NEGATIVES)}.")
+        if negative not in TOY_NEGATIVES[task]:
+            raise TaskError(f"Unknown {task} negative {negative!r}: use one of {', '.join(TOY_NEGATIVES[task])}.")
+    return {task: negative for task, negative in negatives.items() if negative != TOY_NEGATIVES[task][0]}
 
 
-def toy_pairs(name: str, n_pairs: int, seed: int, ioi_negative: str = "subject") -> list[ToyPair]:
-    """``n_pairs`` prompt pairs of toy task ``name`` as plain strings, seeded by ``seed`` alone
-    (the same positives whatever ``ioi_negative``)."""
+def toy_pairs(name: str, n_pairs: int, seed: int, negative: str | None = None) -> list[ToyPair]:
+    """``n_pairs`` prompt pairs of toy task ``name`` as plain strings, seeded by ``seed`` alone;
+    ``negative`` one of the task's `TOY_NEGATIVES` (None: its default; the same positives whatever
+    the negative)."""
     rng = np.random.default_rng(seed)
-    make_pair = partial(_ioi_pair, negative=check_ioi_negative(ioi_negative)) if name == "ioi" else _PAIR_MAKERS[name]
+    make_pair = _PAIR_MAKERS[name]
+    if negative is not None:
+        check_negatives({name: negative})
+        make_pair = partial(make_pair, negative=negative)
     return [make_pair(rng) for _ in range(n_pairs)]
 
 
 def _make_toy_task(name: str, tokenizer, n_pairs: int, seed: int) -> ContrastiveTask:
-    pairs = toy_pairs(name, n_pairs, seed, tokenizer_setting(tokenizer, IOI_NEGATIVE_MARKER, "subject"))
+    pairs = toy_pairs(name, n_pairs, seed, tokenizer_setting(tokenizer, NEGATIVES_MARKER, {}).get(name))
     return task_from_strings(
         tokenizer,
         name,

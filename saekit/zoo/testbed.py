@@ -48,7 +48,7 @@ from saekit._io import write_json
 from saekit.errors import ModelError, SaekitError
 from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
 from saekit.tasks.ground_truth import heads_to_mask
-from saekit.tasks.toy import ToyPair, check_ioi_negative, toy_pairs
+from saekit.tasks.toy import ToyPair, check_negatives, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
 from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
@@ -248,13 +248,20 @@ class TestbedConfig:
     whether a seed's drawn head is what keeps a task from being learned (docs/testbed.md, "Full
     runs with the S-inhibition role moved")."""
     ioi_negative: str = "subject"
-    """What IOI's negative replaces by a third name (`saekit.tasks.toy.IOI_NEGATIVES`): the
+    """What IOI's negative replaces by a third name (`saekit.tasks.toy.TOY_NEGATIVES`): the
     subject's first occurrence, as the paper does, or the giver, so that the negative keeps IO
     and S in its first clause and IO − S is at chance by symmetry. With the paper's, the
     negative's S is the giver, whom no text of the generic language makes the recipient, and a
     negative target that gives S a third of the mass asks for what nothing else teaches
     (docs/testbed.md, "IOI's negative with the giver replaced"). Recorded in the saved
     tokenizer, so the tasks of `saekit.tasks.make_task` for the model take it too."""
+    induction_negative: str = "repeat"
+    """What induction's negative replaces by fresh words (`saekit.tasks.toy.TOY_NEGATIVES`): the
+    repeat, as every toy model does, or the repeated words' first occurrence and the answer after
+    them (``"stretch"``). With the repeat replaced the sequence is the positive's, so no head's
+    writes on it change, and the previous-token head, which writes there, shows no single-head
+    effect however the model uses it (docs/testbed.md, "Induction's negative"). Recorded in the
+    saved tokenizer, as ``ioi_negative``."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
@@ -315,7 +322,7 @@ class TestbedConfig:
         check_pairs_per_task(self.pairs_per_task)
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
-        check_ioi_negative(self.ioi_negative)
+        check_negatives(self.negatives)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
         object.__setattr__(
@@ -360,6 +367,11 @@ class TestbedConfig:
             if offset < 0:
                 return tasks
         return TASK_NAMES
+
+    @property
+    def negatives(self) -> dict[str, str]:
+        """Each task's negative where it has a choice (`saekit.tasks.toy.TOY_NEGATIVES`)."""
+        return {"ioi": self.ioi_negative, "induction": self.induction_negative}
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "model"}
@@ -624,7 +636,7 @@ def _check_group_size(group_size: int, n_pairs: int) -> None:
         )
 
 
-def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, ioi_negative: str = "subject") -> list[ToyPair]:
+def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, negative: str | None = None) -> list[ToyPair]:
     """``n_pairs`` pairs of ``task`` in runs of ``group_size`` that share a key (`pair_key`).
 
     Drawn from a pool of seeded pairs (8 × ``n_pairs``, doubled until it holds enough runs): the
@@ -638,7 +650,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, ioi_negat
     pool_size = 8 * n_pairs
     while True:
         members: dict[int, list[ToyPair]] = {}
-        for pair in toy_pairs(task, pool_size, seed, ioi_negative):  # a longer pool extends the shorter one
+        for pair in toy_pairs(task, pool_size, seed, negative):  # a longer pool extends the shorter one
             members.setdefault(pair_key(pair), []).append(pair)
         longest = max(map(len, members.values()))
         runs = [pairs[start : start + group_size] for start in range(0, longest, group_size) for pairs in members.values()]
@@ -650,7 +662,7 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, ioi_negat
 
 def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
     """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
-    pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed, config.ioi_negative)
+    pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed, config.negatives.get(task))
     answer_sets = config.strict_logits or task in config.strict_log_odds
     batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), answer_sets)
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
@@ -685,7 +697,7 @@ def train_testbed(
     from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
 
     check_device(device)
-    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, config.ioi_negative)
+    tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, config.negatives)
     model = AttnOnlyTransformer(config.model, seed=config.seed).to(device)
     circuits: Circuits = {}
     new_optimizer = partial(torch.optim.AdamW, list(model.parameters()), lr=config.lr, weight_decay=config.weight_decay)
@@ -750,7 +762,7 @@ def train_testbed(
 def save_testbed(model: AttnOnlyTransformer, config: TestbedConfig, circuits: Circuits, out: str | Path, name: str) -> Path:
     """Write the model in the zoo layout, with ``ground_truth.json`` recording every circuit head's role."""
     out = save_toy_model(
-        model, config, out, name, build_toy_tokenizer(TESTBED_VOCABULARY, config.ioi_negative),
+        model, config, out, name, build_toy_tokenizer(TESTBED_VOCABULARY, config.negatives),
         trained_on="a generic synthetic language with the four tasks inside it, circuits imposed by SIIT",
     )
     truth = {

@@ -4,22 +4,24 @@ A Hugging Face ``tokenizers`` WordLevel model behind a whitespace pre-tokenizer,
 ``PreTrainedTokenizerFast`` so that it saves to a folder ``AutoTokenizer.from_pretrained``
 loads. Its ``tokenizer_config.json`` carries ``"saekit_vocabulary": "toy"``, the marker by which
 [`saekit.tasks.make_task`][saekit.tasks.make_task] picks the toy task generators, and a model
-trained on IOI's other negative says so there (`saekit.tasks.toy.IOI_NEGATIVE_MARKER`).
+trained on a task's other negative says so there (`saekit.tasks.toy.NEGATIVES_MARKER`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from saekit._io import atomic_folder, dumps_json
 from saekit.tasks import TOY_TOKENIZER_MARKER
-from saekit.tasks.toy import BOS, IOI_NEGATIVE_MARKER, PAD, UNK, VOCABULARY, check_ioi_negative
+from saekit.tasks.toy import BOS, NEGATIVES_MARKER, PAD, UNK, VOCABULARY, check_negatives
 
 
-def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY, ioi_negative: str = "subject"):
+def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY, negatives: Mapping[str, str] | None = None):
     """A ``PreTrainedTokenizerFast`` whose token ids are the positions in ``vocabulary``; the toy
-    tasks `make_task` builds for it take ``ioi_negative`` (`saekit.tasks.toy.IOI_NEGATIVES`)."""
+    tasks `make_task` builds for it take ``negatives`` (task → negative, the others their
+    defaults: `saekit.tasks.toy.TOY_NEGATIVES`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -34,7 +36,7 @@ def build_toy_tokenizer(vocabulary: tuple[str, ...] = VOCABULARY, ioi_negative: 
         unk_token=UNK,
         model_max_length=1024,
         **{TOY_TOKENIZER_MARKER: "toy"},
-        **({} if check_ioi_negative(ioi_negative) == "subject" else {IOI_NEGATIVE_MARKER: ioi_negative}),
+        **({NEGATIVES_MARKER: chosen} if (chosen := check_negatives(negatives or {})) else {}),
     )
 
 
