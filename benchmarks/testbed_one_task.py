@@ -6,19 +6,23 @@ settings, as ``--set`` changes them), with or without generic text beside them, 
 has had the recipe's induction warm-up (or none), and prints every ``--every`` steps the
 accuracy on positives of the model and of its designated circuit alone (every other head's
 ``hook_z`` from the paired negative), and the model's metric on positives and on negatives. One
-run per ``--pairs`` value.
+run per ``--pairs`` value. With ``--card``, each run ends with the task's card and the bars it
+misses (`saekit.zoo.card`, as ``saekit zoo check`` gives them), under each negative the task can
+take (`saekit.tasks.toy.TOY_NEGATIVES`), whichever it was trained on.
 
 ::
 
     python benchmarks/testbed_one_task.py --task docstring --pairs 12 36 --steps 3000
     python benchmarks/testbed_one_task.py --task docstring --losses behaviour --start scratch
     python benchmarks/testbed_one_task.py --task docstring --pairs 36 --set strict_weight=2
+    python benchmarks/testbed_one_task.py --task induction --pairs 36 --steps 1500 --card --set 'induction_negative="stretch"'
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
 import time
 from dataclasses import replace
 
@@ -26,13 +30,16 @@ import torch
 
 from saekit.cli.zoo import training_settings
 from saekit.errors import SaekitError
+from saekit.models import load_model
 from saekit.tasks import TASK_NAMES, make_task
-from saekit.zoo.evaluate import evaluate_task
+from saekit.tasks.toy import TOY_NEGATIVES
+from saekit.zoo.card import acceptance_bars, task_card
+from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
 from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer
 from saekit.zoo.testbed import (
     TestbedConfig, _task_batch, _testbed_learning_rate, circuit_alone_accuracy, draw_circuits, generic_batch,
-    generic_loss, recipe_task_losses, train_testbed,
+    generic_loss, recipe_task_losses, save_testbed, train_testbed,
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
@@ -46,6 +53,25 @@ def progress(model: AttnOnlyTransformer, task, circuit) -> str:
     scores = evaluate_task(model, task)
     return (f"accuracy {scores.pos_accuracy:.2f}  circuit alone {circuit_alone_accuracy(model, task, circuit):.2f}  "
             f"metric {scores.pos_metric:+.2f} / {scores.neg_metric:+.2f}")
+
+
+def print_cards(model: AttnOnlyTransformer, config: TestbedConfig, circuits, task_name: str) -> None:
+    """The card of ``task_name`` (its circuit from ``circuits``) and the bars it misses, under each
+    of the task's negatives, on the card's pairs (`saekit zoo check`'s)."""
+    heads = [[layer, head] for layer, head, _ in circuits[task_name]]
+    with tempfile.TemporaryDirectory() as folder:
+        hooked = load_model(str(save_testbed(model, config, circuits, folder, "harness")))
+    for negative in TOY_NEGATIVES.get(task_name, (None,)):
+        tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, {**config.negatives, task_name: negative} if negative else config.negatives)
+        card = task_card(hooked, make_task(task_name, tokenizer, EVAL_PAIRS, EVAL_SEED), [tuple(head) for head in heads])
+        missed = [bar for bar, met in acceptance_bars({task_name: {**card, "heads": heads}})[task_name].items() if met is False]
+        acdc = card["causal_auc"]["acdc"]
+        print(f"  card, {negative or 'the'} negative: accuracy {card['pos_accuracy']:.3f}  faithfulness "
+              f"{card['faithfulness']['mean']:.2f} / {card['faithfulness']['resample']:.2f}  circuit ablated "
+              f"{max(card['faithfulness_circuit_ablated'].values()):.2f}  heads "
+              f"{', '.join(f'{effect:.3f}' for effect in card['circuit_head_effects'])}  outside {card['max_effect_outside']:.3f}  "
+              f"patching / ACDC AUC {card['causal_auc']['activation_patching']:.2f} / {'—' if acdc is None else f'{acdc:.2f}'}  "
+              f"missed: {', '.join(missed) or 'none'}", flush=True)
 
 
 def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig, behaviour_only: bool, every: int, eval_task):
@@ -90,6 +116,7 @@ def main() -> None:
                         help="N generic documents per step beside the task, as in the recipe (default: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--card", action="store_true", help="end each run with the task's card under each of its negatives")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
                         help="a recipe setting, as for `saekit zoo train --set` (the warm-up and the task's losses use it)")
     args = parser.parse_args()
@@ -124,8 +151,10 @@ def main() -> None:
             recipe, steps=args.steps, induction_warmup_steps=0, pretrain_steps=0, cooldown_steps=args.steps // 3,
             generic_documents=args.generic, pairs_per_task={**recipe.pairs_per_task, args.task: n_pairs}, task_phases=(),
         )
-        train_alone(copy.deepcopy(start_model).train(), tokenizer, args.task, circuit, config, args.losses == "behaviour",
-                    args.every, eval_task)
+        model = copy.deepcopy(start_model).train()
+        train_alone(model, tokenizer, args.task, circuit, config, args.losses == "behaviour", args.every, eval_task)
+        if args.card:
+            print_cards(model.eval(), recipe, {**circuits, args.task: circuit}, args.task)
 
 
 if __name__ == "__main__":
