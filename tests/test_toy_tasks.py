@@ -180,7 +180,6 @@ def test_induction_answer_follows_the_first_occurrence(tasks, toy_tokenizer):
     assert len(starts) >= 4, "the repeat must not always start at the same word"
 
 
-
 def test_induction_stretch_negative_replaces_the_first_occurrence_and_the_answer(tasks, toy_tokenizer, tmp_path):
     """A tokenizer saved with induction's "stretch" negative makes `make_task` build it: the
     positives as the default's; the negative is the positive with the repeated words' first
@@ -206,6 +205,7 @@ def test_induction_stretch_negative_replaces_the_first_occurrence_and_the_answer
     assert all(p.negative_options == INDUCTION_POOL for p in toy_pairs("induction", 10, 0, "stretch"))
     with pytest.raises(TaskError, match="Task 'docstring' has one negative"):
         toy_pairs("docstring", 2, 0, "stretch")
+
 
 def test_negative_options_cover_what_a_negative_could_continue_with():
     ioi = toy_pairs("ioi", 10, 0)

@@ -258,10 +258,10 @@ class TestbedConfig:
     induction_negative: str = "repeat"
     """What induction's negative replaces by fresh words (`saekit.tasks.toy.TOY_NEGATIVES`): the
     repeat, as every toy model does, or the repeated words' first occurrence and the answer after
-    them (``"stretch"``). With the repeat replaced the sequence is the positive's, so no head's
-    writes on it change, and the previous-token head, which writes there, shows no single-head
-    effect however the model uses it (docs/testbed.md, "Induction's negative"). Recorded in the
-    saved tokenizer, as ``ioi_negative``."""
+    them (``"stretch"``). With the repeat replaced the sequence is the positive's, so the
+    previous-token head's writes on it, which the induction head reads, are the positive's too,
+    and patching that head from the negative changes next to nothing (docs/testbed.md,
+    "Induction's negative"). Recorded in the saved tokenizer, as ``ioi_negative``."""
     pairs_per_task: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TASK_NAMES, 12))
     """Pairs of each task per step (each gives a positive and a negative)."""
     task_group_size: int = 4
