@@ -58,12 +58,12 @@ def progress(model: AttnOnlyTransformer, task, circuit) -> str:
 def print_cards(model: AttnOnlyTransformer, config: TestbedConfig, circuits, task_name: str) -> None:
     """The card of ``task_name`` (its circuit from ``circuits``) and the bars it misses, under each
     of the task's negatives, on the card's pairs (`saekit zoo check`'s)."""
-    heads = [[layer, head] for layer, head, _ in circuits[task_name]]
+    heads = [(layer, head) for layer, head, _ in circuits[task_name]]
     with tempfile.TemporaryDirectory() as folder:
         hooked = load_model(str(save_testbed(model, config, circuits, folder, "harness")))
     for negative in TOY_NEGATIVES.get(task_name, (None,)):
         tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, {**config.negatives, task_name: negative} if negative else config.negatives)
-        card = task_card(hooked, make_task(task_name, tokenizer, EVAL_PAIRS, EVAL_SEED), [tuple(head) for head in heads])
+        card = task_card(hooked, make_task(task_name, tokenizer, EVAL_PAIRS, EVAL_SEED), heads)
         missed = [bar for bar, met in acceptance_bars({task_name: {**card, "heads": heads}})[task_name].items() if met is False]
         acdc = card["causal_auc"]["acdc"]
         print(f"  card, {negative or 'the'} negative: accuracy {card['pos_accuracy']:.3f}  faithfulness "
