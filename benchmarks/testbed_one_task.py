@@ -8,7 +8,8 @@ accuracy on positives of the model and of its designated circuit alone (every ot
 ``hook_z`` from the paired negative), and the model's metric on positives and on negatives. One
 run per ``--pairs`` value. With ``--card``, each run ends with the task's card and the bars it
 misses (`saekit.zoo.card`, as ``saekit zoo check`` gives them), under each negative the task can
-take (`saekit.tasks.toy.TOY_NEGATIVES`), whichever it was trained on.
+take (`saekit.tasks.toy.TOY_NEGATIVES`), whichever it was trained on; for induction, first its
+accuracy by the answer's distance (`testbed_induction_distance.py`).
 
 ::
 
@@ -43,6 +44,7 @@ from saekit.zoo.testbed import (
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
+from testbed_induction_distance import answer_distances, report_distances
 
 
 def progress(model: AttnOnlyTransformer, task, circuit) -> str:
@@ -61,6 +63,8 @@ def print_cards(model: AttnOnlyTransformer, config: TestbedConfig, circuits, tas
     heads = [(layer, head) for layer, head, _ in circuits[task_name]]
     with tempfile.TemporaryDirectory() as folder:
         hooked = load_model(str(save_testbed(model, config, circuits, folder, "harness")))
+        if task_name == "induction":
+            report_distances(folder, answer_distances())
     for negative in TOY_NEGATIVES.get(task_name, (None,)):
         tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, {**config.negatives, task_name: negative} if negative else config.negatives)
         card = task_card(hooked, make_task(task_name, tokenizer, EVAL_PAIRS, EVAL_SEED), heads)
