@@ -63,7 +63,11 @@ def report_distances(folder: str, distances: Int[Tensor, " n_pairs"]) -> None:
     last = task.lengths[one] - 1
     by_position = "  ".join(f"{p}: {int(right[one][last == p].sum())}/{int((last == p).sum())}" for p in last.unique().tolist())
     print(f"  distance 1, right/pairs by the last word's position: {by_position}")
-    layer, head = next(h for h, role in ground_truth_roles(folder, "induction").items() if role == "previous-token")
+    roles = ground_truth_roles(folder, "induction")
+    if "previous-token" not in roles.values():
+        print("  (no previous-token role in the model's ground truth: attention not measured)")
+        return
+    layer, head = next(h for h, role in roles.items() if role == "previous-token")
     _, cache = model.run_with_cache(task.tokens("positive")[one], names_filter=f"blocks.{layer}.attn.hook_pattern")
     pattern = cache[f"blocks.{layer}.attn.hook_pattern"][torch.arange(len(last)), head, last]  # [pair, key]
     for label, rows in (("right", right[one]), ("wrong", ~right[one])):
