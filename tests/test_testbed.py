@@ -643,6 +643,29 @@ def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
     assert events == ["optimizer", "circuits"]
 
 
+def test_the_warm_up_adds_the_two_back_sequences_of_the_config(monkeypatch):
+    """``induction_two_back`` sequences of at least ``induction_two_back_min_length`` words join
+    every warm-up step's batch, each trained on its one word that copies from 2 back; none
+    without them."""
+    from saekit.zoo.train import induction_warmup_batch
+
+    batches = []
+    monkeypatch.setattr(testbed, "induction_warmup_batch",
+                        lambda *args: batches.append(induction_warmup_batch(*args)) or batches[-1])
+    config = replace(TINY_RUN, induction_two_back=3, induction_two_back_min_length=20)
+    testbed.train_testbed(config)
+    assert len(batches) == config.induction_warmup_steps
+    for batch in batches:
+        assert len(batch.tokens) == config.induction_warmup_batch + 3
+        two_back = batch.targets[config.induction_warmup_batch:].sum(-1)
+        assert two_back.sum(-1).tolist() == [1.0] * 3
+        # BOS, the sequence, then its last two words: the trained word sits at the sequence's length + 1.
+        assert all(position >= 20 + 1 for position in two_back.nonzero()[:, 1].tolist())
+    batches.clear()
+    testbed.train_testbed(TINY_RUN)
+    assert [len(batch.tokens) for batch in batches] == [TINY_RUN.induction_warmup_batch] * TINY_RUN.induction_warmup_steps
+
+
 def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, capsys):
     """A folder whose ground truth records roles gets the test-bed card in `zoo check`, with its
     heads in role order; its ground truth answers for the folder's path; the tasks built for it

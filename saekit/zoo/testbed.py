@@ -192,6 +192,14 @@ class TestbedConfig:
     not formed after 3000 or 2000 steps (docs/testbed.md). The induction task's roles are then
     placed on the heads that do them (`place_by_attention`)."""
     induction_warmup_batch: int = 64
+    induction_two_back: int = 0
+    """Warm-up sequences per warm-up step whose repeat is their last two words (``... A B A`` →
+    ``B``, from ``induction_two_back_min_length`` words), on top of ``induction_warmup_batch``,
+    as toy-4l's recipe has them (`saekit.zoo.train.TrainingConfig.induction_two_back`). Off by
+    default. Without them the warm-up leaves the induction pairs whose answer is one word back
+    in long prompts unanswered; 16 of them answer those pairs, but slow induction's forming, so
+    the warm-up then needs about 2,000 steps (docs/testbed.md)."""
+    induction_two_back_min_length: int = 9
     pretrain_steps: int = 0
     """Steps on generic text alone after the warm-up, before the tasks and their interchange
     losses join."""
@@ -720,7 +728,10 @@ def train_testbed(
         training = config.tasks_training(step)
         in_phase = config.tasks_start <= step < config.phases_end
         if step < config.induction_warmup_steps:
-            warmup = induction_warmup_batch(tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97)).to(device)
+            warmup = induction_warmup_batch(
+                tokenizer, config.induction_warmup_batch, 3, 24, _step_seed(config.seed, step, 97),
+                config.induction_two_back, config.induction_two_back_min_length,
+            ).to(device)
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         elif config.phase_generic or not in_phase:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
