@@ -26,6 +26,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from saekit._tl import HookedModel
 from saekit.models import load_model
 from saekit.tasks import make_task
 from saekit.tasks.ground_truth import ground_truth_roles
@@ -46,9 +47,9 @@ def answer_distances() -> Int[Tensor, " n_pairs"]:
 
 
 @torch.no_grad()
-def report_distances(folder: str, distances: Int[Tensor, " n_pairs"]) -> None:
-    """Print one model's accuracy by distance, and its distance-1 pairs by position and attention."""
-    model = load_model(folder)
+def report_distances(model: HookedModel, roles: dict[tuple[int, int], str], distances: Int[Tensor, " n_pairs"]) -> None:
+    """Print one model's accuracy by distance, and its distance-1 pairs by position and by where
+    the head of ``roles`` (its induction ground truth) with the previous-token role attends."""
     task = make_task("induction", model.tokenizer, EVAL_PAIRS, EVAL_SEED)
     right = accuracy(task, answer_logits(model, task, "positive")).bool()
     by_distance = "  ".join(
@@ -63,11 +64,11 @@ def report_distances(folder: str, distances: Int[Tensor, " n_pairs"]) -> None:
     last = task.lengths[one] - 1
     by_position = "  ".join(f"{p}: {int(right[one][last == p].sum())}/{int((last == p).sum())}" for p in last.unique().tolist())
     print(f"  distance 1, right/pairs by the last word's position: {by_position}")
-    roles = ground_truth_roles(folder, "induction")
-    if "previous-token" not in roles.values():
+    previous_token = next((h for h, role in roles.items() if role == "previous-token"), None)
+    if previous_token is None:
         print("  (no previous-token role in the model's ground truth: attention not measured)")
         return
-    layer, head = next(h for h, role in roles.items() if role == "previous-token")
+    layer, head = previous_token
     _, cache = model.run_with_cache(task.tokens("positive")[one], names_filter=f"blocks.{layer}.attn.hook_pattern")
     pattern = cache[f"blocks.{layer}.attn.hook_pattern"][torch.arange(len(last)), head, last]  # [pair, key]
     for label, rows in (("right", right[one]), ("wrong", ~right[one])):
@@ -84,7 +85,7 @@ def main() -> None:
     distances = answer_distances()
     for folder in args.models:
         print(folder)
-        report_distances(folder, distances)
+        report_distances(load_model(folder), ground_truth_roles(folder, "induction"), distances)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from saekit.cli.zoo import training_settings
 from saekit.errors import SaekitError
 from saekit.models import load_model
 from saekit.tasks import TASK_NAMES, make_task
+from saekit.tasks.ground_truth import ground_truth_roles
 from saekit.tasks.toy import TOY_NEGATIVES
 from saekit.zoo.card import acceptance_bars, task_card
 from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
@@ -64,7 +65,7 @@ def print_cards(model: AttnOnlyTransformer, config: TestbedConfig, circuits, tas
     with tempfile.TemporaryDirectory() as folder:
         hooked = load_model(str(save_testbed(model, config, circuits, folder, "harness")))
         if task_name == "induction":
-            report_distances(folder, answer_distances())
+            report_distances(hooked, ground_truth_roles(folder, "induction"), answer_distances())
     for negative in TOY_NEGATIVES.get(task_name, (None,)):
         tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, {**config.negatives, task_name: negative} if negative else config.negatives)
         card = task_card(hooked, make_task(task_name, tokenizer, EVAL_PAIRS, EVAL_SEED), heads)
