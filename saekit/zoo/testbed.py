@@ -195,10 +195,10 @@ class TestbedConfig:
     induction_two_back: int = 0
     """Warm-up sequences per warm-up step whose repeat is their last two words (``... A B A`` →
     ``B``, from ``induction_two_back_min_length`` words), on top of ``induction_warmup_batch``,
-    as toy-4l's recipe has them (`saekit.zoo.train.TrainingConfig.induction_two_back`). Off by
+    as toy-4l's warm-up has them (`saekit.zoo.train.TrainingConfig.induction_two_back`). Off by
     default. Without them the warm-up leaves the induction pairs whose answer is one word back
-    in long prompts unanswered; 16 of them answer those pairs, but slow induction's forming, so
-    the warm-up then needs about 2,000 steps (docs/testbed.md)."""
+    in long prompts unanswered; with 16 of them and 2,000 warm-up steps most of those pairs
+    were answered (1,500 were too few: they slow induction's forming; docs/testbed.md)."""
     induction_two_back_min_length: int = 9
     pretrain_steps: int = 0
     """Steps on generic text alone after the warm-up, before the tasks and their interchange
