@@ -17,6 +17,7 @@ accuracy by the answer's distance (`testbed_induction_distance.py`).
     python benchmarks/testbed_one_task.py --task docstring --losses behaviour --start scratch
     python benchmarks/testbed_one_task.py --task docstring --pairs 36 --set strict_weight=2
     python benchmarks/testbed_one_task.py --task induction --pairs 36 --steps 1500 --card --set 'induction_negative="stretch"'
+    python benchmarks/testbed_one_task.py --task induction --pairs 36 --steps 1500 --save /tmp/induction-alone
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--card", action="store_true", help="end each run with the task's card under each of its negatives")
+    parser.add_argument("--save", metavar="DIR", help="write the last run's model there in the zoo layout (for `saekit zoo check`)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
                         help="a recipe setting, as for `saekit zoo train --set` (the warm-up and the task's losses use it)")
     args = parser.parse_args()
@@ -160,6 +162,8 @@ def main() -> None:
         train_alone(model, tokenizer, args.task, circuit, config, args.losses == "behaviour", args.every, eval_task)
         if args.card:
             print_cards(model.eval(), recipe, {**circuits, args.task: circuit}, args.task)
+    if args.save:
+        print(f"saved to {save_testbed(model, recipe, {**circuits, args.task: circuit}, args.save, 'harness')}")
 
 
 if __name__ == "__main__":

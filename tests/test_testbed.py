@@ -162,7 +162,7 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
 
 @pytest.mark.parametrize("settings", [
     {}, {"strict_toward_clean": True}, {"strict_logits": True}, {"strict_log_odds": ("induction",)},
-    {"strict_subsets": True, "strict_subset_share": 0.5}, {"iit_negative_share": 0.2},
+    {"strict_subsets": True, "strict_subset_share": 0.5}, {"strict_one_head_share": 0.5}, {"iit_negative_share": 0.2},
 ])
 def test_recipe_task_losses_pass_the_config_settings_on(tokenizer, settings):
     """`recipe_task_losses` (the training loop's and the one-task harness's call) gives what
@@ -177,6 +177,7 @@ def test_recipe_task_losses_pass_the_config_settings_on(tokenizer, settings):
         "negative_share": config.iit_negative_share, "strict_toward_clean": config.strict_toward_clean,
         "strict_logits": config.strict_logits, "strict_log_odds": "induction" in config.strict_log_odds,
         "subset_share": config.strict_subset_share if config.strict_subsets else 0.0,
+        "one_head_share": config.strict_one_head_share,
     }
     with torch.no_grad():
         recipe = testbed.recipe_task_losses(module, config, "induction", batch, keys, circuit, torch.Generator().manual_seed(1))
@@ -336,6 +337,19 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
             assert every_head.all(), "with no subset rows every strict row patches every head outside"
         else:
             assert 0 < every_head.sum() < n_pairs, "some rows patch every head outside, some a subset"
+
+    for one_head_share in (1.0, 0.5):
+        with torch.no_grad():
+            task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), one_head_share=one_head_share)
+        strict_heads = patched_heads(recorded[-1])[:n_pairs]
+        one_head = strict_heads.sum((1, 2)) == 1
+        assert not (strict_heads & in_circuit).any(), "one-head rows patch a head outside"
+        if one_head_share == 1.0:
+            assert one_head.all(), "every strict row patches one head"
+            assert len({tuple(row.nonzero()[0].tolist()) for row in strict_heads}) > 1, "drawn per row"
+        else:
+            every_head = (strict_heads == ~in_circuit).all((1, 2))
+            assert (one_head | every_head).all() and 0 < one_head.sum() < n_pairs, "some rows one head, the others all"
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -520,6 +534,8 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(strict_logits=True, strict_toward_clean=True)
     with pytest.raises(SaekitError, match="strict_subset_share is a share"):
         testbed.TestbedConfig(strict_subsets=True, strict_subset_share=1.5)
+    with pytest.raises(SaekitError, match=r"strict_one_head_share is a share .* got -0.1"):
+        testbed.TestbedConfig(strict_one_head_share=-0.1)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 

@@ -22,7 +22,7 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
   ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with
   ``strict_subsets``, a random subset of those heads is replaced, in a ``strict_subset_share``
-  of the rows).
+  of the rows; with ``strict_one_head_share``, one of them, in that share of the rows).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -310,6 +310,11 @@ class TestbedConfig:
     """With ``strict_subsets``, the share of strictness rows that patch a subset; the others patch
     every head outside, as the circuit's faithfulness asks. Subsets alone let a head outside
     carry docstring and induction (docs/testbed.md, "Strictness that does not saturate")."""
+    strict_one_head_share: float = 0.0
+    """The share of strictness rows that patch one head outside the circuit, drawn per row,
+    instead of all of them (or a subset): InterpBench's SIIT resamples one node outside the
+    circuit at a time, and the card's largest effect outside measures heads one at a time, where
+    a head's effect can be cancelled by another's when all are patched together."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -341,10 +346,9 @@ class TestbedConfig:
             raise SaekitError(
                 "strict_logits already matches the patched output to the clean one: leave strict_toward_clean off."
             )
-        if not 0.0 <= self.strict_subset_share <= 1.0:
-            raise SaekitError(
-                f"strict_subset_share is a share of the strictness rows, in [0, 1]; got {self.strict_subset_share}."
-            )
+        for name in ("strict_subset_share", "strict_one_head_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SaekitError(f"{name} is a share of the strictness rows, in [0, 1]; got {getattr(self, name)}.")
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.phases_end:
@@ -531,6 +535,7 @@ def task_losses(
     strict_logits: bool = False,
     strict_log_odds: bool = False,
     subset_share: float = 0.0,
+    one_head_share: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -538,7 +543,9 @@ def task_losses(
     length); sources of interchanges are taken within a group only. The random choices are drawn
     on the CPU from ``generator`` whatever the model's device, so they do not depend on it.
     ``subset_share`` is the share of strictness rows that patch a random subset of the heads
-    outside the circuit instead of all of them (``strict_subsets``, ``strict_subset_share``).
+    outside the circuit instead of all of them (``strict_subsets``, ``strict_subset_share``);
+    ``one_head_share`` the share that patch one of those heads, drawn per row
+    (``strict_one_head_share``), whatever the subset draw gave them.
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
@@ -565,6 +572,14 @@ def task_losses(
     patch_chance = torch.rand(n_pairs, 1, generator=generator) if subset_share > 0 else None
     if patch_chance is not None and subset_share < 1.0:
         patch_chance[torch.rand(n_pairs, generator=generator) >= subset_share] = 1.0
+    # Per strict row, one head outside drawn (``picked_head``), patched alone in a one_head_share of the rows.
+    one_head_rows = None
+    if one_head_share > 0:
+        outside = (~in_circuit).flatten().float().expand(n_pairs, -1)
+        picked_head = torch.zeros(n_pairs, n_layers * n_heads, dtype=torch.bool)
+        picked_head[torch.arange(n_pairs), torch.multinomial(outside, 1, generator=generator)[:, 0]] = True
+        picked_head = picked_head.view(n_pairs, n_layers, n_heads)
+        one_head_rows = (torch.rand(n_pairs, generator=generator) < one_head_share)[:, None]
     # The same choices on the model's device, moved once for every layer.
     source_partner, follows_partner, take_mean = (t.to(device) for t in (partner, iit_follows_partner, iit_mean))
     patches = []
@@ -578,6 +593,8 @@ def task_losses(
         strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
         if patch_chance is not None:
             strict_heads = strict_heads & (torch.rand(n_pairs, n_heads, generator=generator) < patch_chance)
+        if one_head_rows is not None:
+            strict_heads = torch.where(one_head_rows, picked_head[:, layer], strict_heads)
 
         negative_side = torch.where(take_mean[:, None, None, None], z_neg_mean, z_neg)
         iit_z = torch.where(follows_partner[:, None, None, None], z_pos[source_partner], negative_side)
@@ -618,6 +635,7 @@ def recipe_task_losses(
     return task_losses(
         model, batch, template_keys, circuit, generator, config.iit_negative_share, config.strict_toward_clean,
         config.strict_logits, task in config.strict_log_odds, config.strict_subset_share if config.strict_subsets else 0.0,
+        config.strict_one_head_share,
     )
 
 
