@@ -162,7 +162,8 @@ def test_strictness_and_interchange_losses_see_only_their_heads(tokenizer):
 
 @pytest.mark.parametrize("settings", [
     {}, {"strict_toward_clean": True}, {"strict_logits": True}, {"strict_log_odds": ("induction",)},
-    {"strict_subsets": True, "strict_subset_share": 0.5}, {"strict_one_head_share": 0.5}, {"iit_negative_share": 0.2},
+    {"strict_subsets": True, "strict_subset_share": 0.5}, {"strict_one_head_share": 0.5},
+    {"strict_one_head_share": 0.5, "strict_one_head_beside": True}, {"iit_negative_share": 0.2},
 ])
 def test_recipe_task_losses_pass_the_config_settings_on(tokenizer, settings):
     """`recipe_task_losses` (the training loop's and the one-task harness's call) gives what
@@ -177,7 +178,7 @@ def test_recipe_task_losses_pass_the_config_settings_on(tokenizer, settings):
         "negative_share": config.iit_negative_share, "strict_toward_clean": config.strict_toward_clean,
         "strict_logits": config.strict_logits, "strict_log_odds": "induction" in config.strict_log_odds,
         "subset_share": config.strict_subset_share if config.strict_subsets else 0.0,
-        "one_head_share": config.strict_one_head_share,
+        "one_head_share": config.strict_one_head_share, "one_head_beside": config.strict_one_head_beside,
     }
     with torch.no_grad():
         recipe = testbed.recipe_task_losses(module, config, "induction", batch, keys, circuit, torch.Generator().manual_seed(1))
@@ -350,6 +351,18 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
         else:
             every_head = (strict_heads == ~in_circuit).all((1, 2))
             assert (one_head | every_head).all() and 0 < one_head.sum() < n_pairs, "some rows one head, the others all"
+
+    with torch.no_grad():
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), one_head_share=0.5, one_head_beside=True)
+    heads = patched_heads(recorded[-1])
+    n_added = len(heads) - 2 * n_pairs
+    assert 0 < n_added < n_pairs, "about half the pairs get a one-head row"
+    assert (heads[:n_pairs] == ~in_circuit).all(), "beside them, every pair keeps its row patching every head outside"
+    assert (heads[n_pairs:n_pairs + n_added].sum((1, 2)) == 1).all() and not (heads[n_pairs:] & in_circuit)[:n_added].any()
+    assert not (heads[n_pairs + n_added:] & ~in_circuit).any(), "the interchange rows come last"
+    z = recorded[-1][0].z
+    assert all(any(torch.equal(z[row], z[pair]) for pair in range(n_pairs)) for row in range(n_pairs, n_pairs + n_added)), \
+        "a one-head row takes the sources of its pair's strict row"
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)

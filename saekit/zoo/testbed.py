@@ -22,7 +22,8 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   ``strict_logits``, the clean logits over the tokens the answer is chosen among; with
   ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with
   ``strict_subsets``, a random subset of those heads is replaced, in a ``strict_subset_share``
-  of the rows; with ``strict_one_head_share``, one of them, in that share of the rows).
+  of the rows; with ``strict_one_head_share``, one of them, in that share of the rows, or in as
+  many rows more with ``strict_one_head_beside``).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -315,6 +316,12 @@ class TestbedConfig:
     instead of all of them (or a subset): InterpBench's SIIT resamples one node outside the
     circuit at a time, and the card's largest effect outside measures heads one at a time, where
     a head's effect can be cancelled by another's when all are patched together."""
+    strict_one_head_beside: bool = False
+    """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
+    the strictness rows, as more rows of the same prompts and sources, instead of taking their
+    place, so every pair keeps its row that patches every head outside (the circuit's
+    faithfulness): with half the rows taken, greater-than's circuit alone lost its task at seed 0
+    (docs/testbed.md, "One head outside at a time")."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -536,6 +543,7 @@ def task_losses(
     strict_log_odds: bool = False,
     subset_share: float = 0.0,
     one_head_share: float = 0.0,
+    one_head_beside: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -545,7 +553,8 @@ def task_losses(
     ``subset_share`` is the share of strictness rows that patch a random subset of the heads
     outside the circuit instead of all of them (``strict_subsets``, ``strict_subset_share``);
     ``one_head_share`` the share that patch one of those heads, drawn per row
-    (``strict_one_head_share``), whatever the subset draw gave them.
+    (``strict_one_head_share``), whatever the subset draw gave them; with ``one_head_beside``,
+    those rows are added as copies of the strict rows of their pairs instead.
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
@@ -579,7 +588,11 @@ def task_losses(
         picked_head = torch.zeros(n_pairs, n_layers * n_heads, dtype=torch.bool)
         picked_head[torch.arange(n_pairs), torch.multinomial(outside, 1, generator=generator)[:, 0]] = True
         picked_head = picked_head.view(n_pairs, n_layers, n_heads)
-        one_head_rows = (torch.rand(n_pairs, generator=generator) < one_head_share)[:, None]
+        one_head_rows = torch.rand(n_pairs, generator=generator) < one_head_share
+    # The pair each strictness row patches: every pair once, and the one-head pairs again when beside.
+    beside = one_head_rows is not None and one_head_beside
+    added = one_head_rows.nonzero()[:, 0] if beside else torch.zeros(0, dtype=torch.long)
+    strict_pairs = torch.cat([torch.arange(n_pairs), added])
     # The same choices on the model's device, moved once for every layer.
     source_partner, follows_partner, take_mean = (t.to(device) for t in (partner, iit_follows_partner, iit_mean))
     patches = []
@@ -593,8 +606,11 @@ def task_losses(
         strict_heads = (~in_circuit[layer]).expand(n_pairs, n_heads)
         if patch_chance is not None:
             strict_heads = strict_heads & (torch.rand(n_pairs, n_heads, generator=generator) < patch_chance)
-        if one_head_rows is not None:
-            strict_heads = torch.where(one_head_rows, picked_head[:, layer], strict_heads)
+        if beside:
+            strict_z = torch.cat([strict_z, strict_z[added.to(device)]])
+            strict_heads = torch.cat([strict_heads, picked_head[added, layer]])
+        elif one_head_rows is not None:
+            strict_heads = torch.where(one_head_rows[:, None], picked_head[:, layer], strict_heads)
 
         negative_side = torch.where(take_mean[:, None, None, None], z_neg_mean, z_neg)
         iit_z = torch.where(follows_partner[:, None, None, None], z_pos[source_partner], negative_side)
@@ -603,27 +619,28 @@ def task_losses(
             chosen[iit_follows_partner, last_head] = True
         patches.append(ZPatch(torch.cat([strict_z, iit_z]), torch.cat([strict_heads, chosen]).to(device)))
 
-    tokens = batch.tokens[positive_rows].repeat(2, 1)
+    n_strict, strict_rows = len(strict_pairs), positive_rows[strict_pairs.to(device)]
+    tokens = torch.cat([batch.tokens[strict_rows], batch.tokens[positive_rows]])
     patched_logits = model.unembed_residual(model.run_layers(tokens, patches)[0])
     iit_targets = torch.where(
         follows_partner[:, None, None], batch.targets[positive_rows][source_partner], batch.targets[negative_rows]
     )
-    iit = _soft_cross_entropy(patched_logits[n_pairs:], iit_targets)
-    clean = logits[positive_rows].detach()
+    iit = _soft_cross_entropy(patched_logits[n_strict:], iit_targets)
+    strict_output, clean = patched_logits[:n_strict], logits[strict_rows].detach()
     if strict_logits:
         if batch.candidates is None:
             raise SaekitError("strict_logits needs a batch with its candidates: `pairs_batch(..., answer_sets=True)`.")
-        strict = candidate_logit_distance(patched_logits[:n_pairs], clean, batch.candidates[positive_rows])
+        strict = candidate_logit_distance(strict_output, clean, batch.candidates[strict_rows])
     elif strict_toward_clean:  # the clean output's distribution, at the positions the task trains
-        trained = batch.targets[positive_rows].sum(-1, keepdim=True) > 0
-        strict = _soft_cross_entropy(patched_logits[:n_pairs], clean.softmax(-1) * trained)
+        trained = batch.targets[strict_rows].sum(-1, keepdim=True) > 0
+        strict = _soft_cross_entropy(strict_output, clean.softmax(-1) * trained)
     else:
-        strict = _soft_cross_entropy(patched_logits[:n_pairs], batch.targets[positive_rows])
+        strict = _soft_cross_entropy(strict_output, batch.targets[strict_rows])
     if strict_log_odds:
         if batch.answer_signs is None:
             raise SaekitError("strict_log_odds needs a batch with its answer signs: `pairs_batch(..., answer_sets=True)`.")
-        signs = batch.answer_signs[positive_rows]
-        strict = strict + F.huber_loss(answer_log_odds(patched_logits[:n_pairs], signs), answer_log_odds(clean, signs))
+        signs = batch.answer_signs[strict_rows]
+        strict = strict + F.huber_loss(answer_log_odds(strict_output, signs), answer_log_odds(clean, signs))
     return behaviour, iit, strict
 
 
@@ -635,7 +652,7 @@ def recipe_task_losses(
     return task_losses(
         model, batch, template_keys, circuit, generator, config.iit_negative_share, config.strict_toward_clean,
         config.strict_logits, task in config.strict_log_odds, config.strict_subset_share if config.strict_subsets else 0.0,
-        config.strict_one_head_share,
+        config.strict_one_head_share, config.strict_one_head_beside,
     )
 
 
