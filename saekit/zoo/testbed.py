@@ -315,7 +315,8 @@ class TestbedConfig:
     """The share of strictness rows that patch one head outside the circuit, drawn per row,
     instead of all of them (or a subset): InterpBench's SIIT resamples one node outside the
     circuit at a time, and the card's largest effect outside measures heads one at a time, where
-    a head's effect can be cancelled by another's when all are patched together."""
+    a head's effect can be cancelled by another's when all are patched together. What half the
+    rows gave at seeds 0 and 1: docs/testbed.md, "One head outside at a time"."""
     strict_one_head_beside: bool = False
     """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
     the strictness rows, as more rows of the same prompts and sources, instead of taking their
