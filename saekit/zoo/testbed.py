@@ -321,7 +321,7 @@ class TestbedConfig:
     """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
     the strictness rows, as more rows of the same prompts and sources, instead of taking their
     place, so every pair keeps its row that patches every head outside (the circuit's
-    faithfulness): with half the rows taken, greater-than's circuit alone lost its task at seed 0
+    faithfulness): with half the rows taken, greater-than's circuit alone lost its task in a seed-0 run
     (docs/testbed.md, "One head outside at a time")."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
