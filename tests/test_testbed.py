@@ -521,8 +521,9 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
     """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
-    grouped, two strictness targets at once or a subset share outside [0, 1] fail at the config,
-    before the warm-up's 1,500 steps (which would otherwise run first)."""
+    grouped, two strictness targets at once, a share outside [0, 1], a subset share without
+    subsets or one-head rows beside with no share of them (both would change nothing) fail at the
+    config, before the warm-up's 1,500 steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):
@@ -549,6 +550,10 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(strict_subsets=True, strict_subset_share=1.5)
     with pytest.raises(SaekitError, match=r"strict_one_head_share is a share .* got -0.1"):
         testbed.TestbedConfig(strict_one_head_share=-0.1)
+    with pytest.raises(SaekitError, match=r"strict_subset_share \(0.5\) .* turn strict_subsets on"):
+        testbed.TestbedConfig(strict_subset_share=0.5)
+    with pytest.raises(SaekitError, match="strict_one_head_beside adds .* which is 0"):
+        testbed.TestbedConfig(strict_one_head_beside=True)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 

@@ -321,8 +321,8 @@ class TestbedConfig:
     """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
     the strictness rows, as more rows of the same prompts and sources, instead of taking their
     place, so every pair keeps its row that patches every head outside (the circuit's
-    faithfulness): with half the rows taken, greater-than's circuit alone lost its task in a seed-0 run
-    (docs/testbed.md, "One head outside at a time")."""
+    faithfulness): with half the rows taken, greater-than's circuit alone lost its task in a
+    seed-0 run (docs/testbed.md, "One head outside at a time")."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -357,6 +357,16 @@ class TestbedConfig:
         for name in ("strict_subset_share", "strict_one_head_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SaekitError(f"{name} is a share of the strictness rows, in [0, 1]; got {getattr(self, name)}.")
+        if self.strict_subset_share != 1.0 and not self.strict_subsets:
+            raise SaekitError(
+                f"strict_subset_share ({self.strict_subset_share}) is the share of rows patching a subset when "
+                "strict_subsets is on, and it is off: turn strict_subsets on, or leave the share at 1."
+            )
+        if self.strict_one_head_beside and self.strict_one_head_share == 0:
+            raise SaekitError(
+                "strict_one_head_beside adds the one-head rows of strict_one_head_share, which is 0 (no row): "
+                "set strict_one_head_share above 0, or leave strict_one_head_beside off."
+            )
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.phases_end:
@@ -586,9 +596,8 @@ def task_losses(
     one_head_rows = None
     if one_head_share > 0:
         outside = (~in_circuit).flatten().float().expand(n_pairs, -1)
-        picked_head = torch.zeros(n_pairs, n_layers * n_heads, dtype=torch.bool)
-        picked_head[torch.arange(n_pairs), torch.multinomial(outside, 1, generator=generator)[:, 0]] = True
-        picked_head = picked_head.view(n_pairs, n_layers, n_heads)
+        picked = torch.multinomial(outside, 1, generator=generator)[:, 0]
+        picked_head = F.one_hot(picked, n_layers * n_heads).bool().view(n_pairs, n_layers, n_heads)
         one_head_rows = torch.rand(n_pairs, generator=generator) < one_head_share
     # The pair each strictness row patches: every pair once, and the one-head pairs again when beside.
     beside = one_head_rows is not None and one_head_beside
