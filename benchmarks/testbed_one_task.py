@@ -41,8 +41,8 @@ from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
 from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer
 from saekit.zoo.testbed import (
-    TestbedConfig, _task_batch, _testbed_learning_rate, circuit_alone_accuracy, draw_circuits, generic_batch,
-    generic_loss, recipe_task_losses, save_testbed, train_testbed,
+    ADAPTIVE_EVERY, TestbedConfig, _task_batch, _testbed_learning_rate, circuit_alone_accuracy, draw_circuits,
+    generic_batch, generic_loss, one_head_draw_weights, recipe_task_losses, save_testbed, train_testbed,
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
@@ -88,9 +88,13 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = _testbed_learning_rate(config, step)
+        if step % ADAPTIVE_EVERY == 0:
+            draw_weights = one_head_draw_weights(model, tokenizer, config, {task_name: circuit}, step, "cpu")
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         batch, keys = _task_batch(tokenizer, task_name, config, _step_seed(config.seed, step, 2), "cpu")
-        behaviour, iit, strict = recipe_task_losses(model, config, task_name, batch, keys, circuit, generator)
+        behaviour, iit, strict = recipe_task_losses(
+            model, config, task_name, batch, keys, circuit, generator, draw_weights.get(task_name)
+        )
         loss = behaviour if behaviour_only else behaviour + config.iit_weight * iit + config.strict_weight * strict
         if config.generic_documents:
             loss = loss + generic_loss(model, generic_batch(tokenizer, config.generic_documents, config.generic_length,

@@ -364,6 +364,47 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
     assert all(any(torch.equal(z[row], z[pair]) for pair in range(n_pairs)) for row in range(n_pairs, n_pairs + n_added)), \
         "a one-head row takes the sources of its pair's strict row"
 
+    favoured = torch.zeros(3, 4)
+    favoured[1, 3] = 1.0
+    with torch.no_grad():
+        task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), one_head_share=1.0, one_head_weights=favoured)
+    assert patched_heads(recorded[-1])[:n_pairs, 1, 3].all(), "the one-head draw follows its weights"
+
+
+def test_outside_head_effects_patch_each_head_outside_alone_from_the_paired_negative(tokenizer):
+    """The blocks of rows patch one head each: the effects equal a loop that patches each head
+    alone, as a share of the positives' and negatives' log-odds gap; 0 on the circuit's heads.
+    `one_head_draw_weights` mixes them with a uniform draw over the heads outside."""
+    cfg = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=32, d_head=8, n_ctx=64)
+    module = AttnOnlyTransformer(cfg, seed=0).eval()
+    circuit = [(0, 1, "previous-token"), (0, 2, "duplicate-token"), (1, 2, "induction")]
+    config = testbed.TestbedConfig(pairs_per_task=dict.fromkeys(TASK_NAMES, 8), model=cfg)
+    batch, _ = _task_batch(tokenizer, "induction", config, 0, "cpu", answer_sets=True)
+    with torch.no_grad():
+        effects = testbed.outside_head_effects(module, batch, circuit)
+        positives, negatives, signs = batch.tokens[0::2], batch.tokens[1::2], batch.answer_signs[0::2]
+        log_odds = lambda tokens, patches=None: testbed.answer_log_odds(  # noqa: E731
+            module.unembed_residual(module.run_layers(tokens, patches)[0]), signs)
+        clean, negative_z = log_odds(positives), module.run_layers(negatives)[2]
+        gap = clean.mean() - log_odds(negatives).mean()
+        expected = torch.zeros(3, 6)
+        for layer, head in [(layer, head) for layer in range(3) for head in range(6) if (layer, head) not in {(0, 1), (0, 2), (1, 2)}]:
+            only = torch.zeros(len(positives), 3, 6, dtype=torch.bool)
+            only[:, layer, head] = True
+            patched = log_odds(positives, [ZPatch(z, only[:, i]) for i, z in enumerate(negative_z)])
+            expected[layer, head] = (patched - clean).mean().abs() / gap.abs()
+    torch.testing.assert_close(effects, expected)
+    assert (effects > 0).sum() == 15, "every head outside moves the untrained model's answer"
+
+    assert testbed.one_head_draw_weights(module, tokenizer, config, {"induction": circuit}, 0, "cpu") == {}
+    adaptive = replace(config, strict_one_head_share=1.0, strict_one_head_adaptive=0.25)
+    with torch.no_grad():
+        weights = testbed.one_head_draw_weights(module, tokenizer, adaptive, {"induction": circuit}, 0, "cpu")["induction"]
+        fresh, _ = _task_batch(tokenizer, "induction", config, testbed._step_seed(config.seed, 0, 90), "cpu", answer_sets=True)
+        measured = testbed.outside_head_effects(module, fresh, circuit)
+    outside = expected > 0
+    torch.testing.assert_close(weights, 0.75 * outside / outside.sum() + 0.25 * measured / measured.sum())
+
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_task_batches_come_in_runs_of_one_template_and_length(task):
@@ -552,8 +593,11 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
         testbed.TestbedConfig(strict_one_head_share=-0.1)
     with pytest.raises(SaekitError, match=r"strict_subset_share \(0.5\) .* turn strict_subsets on"):
         testbed.TestbedConfig(strict_subset_share=0.5)
-    with pytest.raises(SaekitError, match="strict_one_head_beside adds .* which is 0"):
-        testbed.TestbedConfig(strict_one_head_beside=True)
+    for name, value in (("strict_one_head_beside", True), ("strict_one_head_adaptive", 0.5)):
+        with pytest.raises(SaekitError, match=f"{name} acts on the one-head rows of strict_one_head_share, which is 0"):
+            testbed.TestbedConfig(**{name: value})
+    with pytest.raises(SaekitError, match=r"strict_one_head_adaptive is a share .* got 1.5"):
+        testbed.TestbedConfig(strict_one_head_share=0.5, strict_one_head_adaptive=1.5)
     assert main(["zoo", "train", "--recipe", "testbed", "--steps", "1000", "--out", str(tmp_path / "tb")]) == 2
     assert "must exceed the warm-up" in capsys.readouterr().err
 

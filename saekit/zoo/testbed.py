@@ -23,7 +23,8 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with
   ``strict_subsets``, a random subset of those heads is replaced, in a ``strict_subset_share``
   of the rows; with ``strict_one_head_share``, one of them, in that share of the rows, or in as
-  many rows more with ``strict_one_head_beside``).
+  many rows more with ``strict_one_head_beside``, drawn by its measured effect with
+  ``strict_one_head_adaptive``).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
 prompt of the same template" and "the negatives' mean" are other prompts, not the pair itself.
@@ -317,6 +318,11 @@ class TestbedConfig:
     circuit at a time, and the card's largest effect outside measures heads one at a time, where
     a head's effect can be cancelled by another's when all are patched together. What half the
     rows gave at seeds 0 and 1: docs/testbed.md, "One head outside at a time"."""
+    strict_one_head_adaptive: float = 0.0
+    """The share of the one-head rows' draw that follows each outside head's measured effect
+    (`outside_head_effects`, on fresh training pairs every ``ADAPTIVE_EVERY`` steps), the rest
+    uniform over the heads outside: the heads whose patching moves the answer most, which the
+    card's largest effect outside reads, are asked most often to change nothing."""
     strict_one_head_beside: bool = False
     """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
     the strictness rows, as more rows of the same prompts and sources, instead of taking their
@@ -362,10 +368,15 @@ class TestbedConfig:
                 f"strict_subset_share ({self.strict_subset_share}) is the share of rows patching a subset when "
                 "strict_subsets is on, and it is off: turn strict_subsets on, or leave the share at 1."
             )
-        if self.strict_one_head_beside and self.strict_one_head_share == 0:
+        for name in ("strict_one_head_beside", "strict_one_head_adaptive"):
+            if getattr(self, name) and self.strict_one_head_share == 0:
+                raise SaekitError(
+                    f"{name} acts on the one-head rows of strict_one_head_share, which is 0 (no row): "
+                    f"set strict_one_head_share above 0, or leave {name} off."
+                )
+        if not 0.0 <= self.strict_one_head_adaptive <= 1.0:
             raise SaekitError(
-                "strict_one_head_beside adds the one-head rows of strict_one_head_share, which is 0 (no row): "
-                "set strict_one_head_share above 0, or leave strict_one_head_beside off."
+                f"strict_one_head_adaptive is a share of the one-head draw, in [0, 1]; got {self.strict_one_head_adaptive}."
             )
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
@@ -555,6 +566,7 @@ def task_losses(
     subset_share: float = 0.0,
     one_head_share: float = 0.0,
     one_head_beside: bool = False,
+    one_head_weights: Float[Tensor, "n_layers n_heads"] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Behaviour, interchange and strictness losses of one task batch (rows: pos, neg, pos, ...).
 
@@ -564,8 +576,9 @@ def task_losses(
     ``subset_share`` is the share of strictness rows that patch a random subset of the heads
     outside the circuit instead of all of them (``strict_subsets``, ``strict_subset_share``);
     ``one_head_share`` the share that patch one of those heads, drawn per row
-    (``strict_one_head_share``), whatever the subset draw gave them; with ``one_head_beside``,
-    those rows are added as copies of the strict rows of their pairs instead.
+    (``strict_one_head_share``), whatever the subset draw gave them, with chances proportional to
+    ``one_head_weights`` (uniform when None); with ``one_head_beside``, those rows are added as
+    copies of the strict rows of their pairs instead.
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     resid, _, zs = model.run_layers(batch.tokens)
@@ -595,8 +608,8 @@ def task_losses(
     # Per strict row, one head outside drawn (``picked_head``), patched alone in a one_head_share of the rows.
     one_head_rows = None
     if one_head_share > 0:
-        outside = (~in_circuit).flatten().float().expand(n_pairs, -1)
-        picked = torch.multinomial(outside, 1, generator=generator)[:, 0]
+        weights = (~in_circuit).float() if one_head_weights is None else one_head_weights.masked_fill(in_circuit, 0.0)
+        picked = torch.multinomial(weights.flatten().expand(n_pairs, -1), 1, generator=generator)[:, 0]
         picked_head = F.one_hot(picked, n_layers * n_heads).bool().view(n_pairs, n_layers, n_heads)
         one_head_rows = torch.rand(n_pairs, generator=generator) < one_head_share
     # The pair each strictness row patches: every pair once, and the one-head pairs again when beside.
@@ -657,13 +670,62 @@ def task_losses(
 def recipe_task_losses(
     model: AttnOnlyTransformer, config: TestbedConfig, task: str, batch: TrainingBatch, template_keys: Int[Tensor, " n_pairs"],
     circuit: list[tuple[int, int, str]], generator: torch.Generator,
+    one_head_weights: Float[Tensor, "n_layers n_heads"] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """`task_losses` of ``task``'s batch with the interchange and strictness settings ``config`` gives it."""
+    """`task_losses` of ``task``'s batch with the interchange and strictness settings ``config``
+    gives it (and the one-head draw's weights of `one_head_draw_weights`)."""
     return task_losses(
         model, batch, template_keys, circuit, generator, config.iit_negative_share, config.strict_toward_clean,
         config.strict_logits, task in config.strict_log_odds, config.strict_subset_share if config.strict_subsets else 0.0,
-        config.strict_one_head_share, config.strict_one_head_beside,
+        config.strict_one_head_share, config.strict_one_head_beside, one_head_weights,
     )
+
+
+@torch.no_grad()
+def outside_head_effects(
+    model: AttnOnlyTransformer, batch: TrainingBatch, circuit: list[tuple[int, int, str]]
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Per head outside ``circuit``, how far patching its z alone from the paired negative moves
+    the answers' log-odds on the batch's positives (`answer_log_odds`, mean over pairs, absolute),
+    as a share of the log-odds gap between positives and negatives; 0 on the circuit's heads.
+    The card's largest effect outside measures the same on its own pairs and metric."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    n_total = n_layers * n_heads
+    positives, negatives, signs = batch.tokens[0::2], batch.tokens[1::2], batch.answer_signs[0::2]
+    clean = answer_log_odds(model.unembed_residual(model.run_layers(positives)[0]), signs)
+    negative_resid, _, negative_z = model.run_layers(negatives)
+    gap = clean.mean() - answer_log_odds(model.unembed_residual(negative_resid), signs).mean()
+    # Rows in blocks of one head each: block k patches head k alone in every pair.
+    one_head = torch.eye(n_total, dtype=torch.bool, device=positives.device).repeat_interleave(len(positives), 0)
+    patches = [ZPatch(z.repeat(n_total, 1, 1, 1), heads) for z, heads in zip(negative_z, one_head.view(-1, n_layers, n_heads).unbind(1))]
+    patched_resid = model.run_layers(positives.repeat(n_total, 1), patches)[0]
+    patched = answer_log_odds(model.unembed_residual(patched_resid), signs.repeat(n_total, 1, 1)).view(n_total, -1)
+    effects = ((patched - clean).mean(1).abs() / gap.abs()).view(n_layers, n_heads).cpu()
+    return effects.masked_fill(heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads), 0.0)
+
+
+#: Steps between measurements of the heads' effects outside for ``strict_one_head_adaptive``.
+ADAPTIVE_EVERY = 250
+
+
+def one_head_draw_weights(
+    model: AttnOnlyTransformer, tokenizer, config: TestbedConfig, circuits: Circuits, step: int, device: torch.device | str
+) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
+    """Per task, the chances with which the one-head strictness rows draw their head: a
+    ``strict_one_head_adaptive`` share by `outside_head_effects` on fresh training pairs (seeded
+    by ``step``), the rest uniform over the heads outside; empty (uniform draws) when it is 0."""
+    if not config.strict_one_head_adaptive:
+        return {}
+    n_layers, n_heads = config.model.n_layers, config.model.n_heads
+    weights = {}
+    for i, (task, circuit) in enumerate(circuits.items()):
+        batch, _ = _task_batch(tokenizer, task, config, _step_seed(config.seed, step, 90 + i), device, answer_sets=True)
+        effects = outside_head_effects(model, batch, circuit)
+        outside = ~heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads)
+        uniform = outside.float() / outside.sum()
+        measured = effects / effects.sum() if effects.sum() > 0 else uniform
+        weights[task] = (1 - config.strict_one_head_adaptive) * uniform + config.strict_one_head_adaptive * measured
+    return weights
 
 
 def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
@@ -713,10 +775,13 @@ def grouped_pairs(task: str, n_pairs: int, group_size: int, seed: int, negative:
         pool_size *= 2
 
 
-def _task_batch(tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str) -> tuple[TrainingBatch, Tensor]:
-    """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU)."""
+def _task_batch(
+    tokenizer, task: str, config: TestbedConfig, seed: int, device: torch.device | str, answer_sets: bool = False
+) -> tuple[TrainingBatch, Tensor]:
+    """One task's training batch on ``device`` and its pairs' keys (`pair_key`, on the CPU), with
+    its answer sets when asked or when the config's strictness reads them."""
     pairs = grouped_pairs(task, config.pairs_per_task[task], config.task_group_size, seed, config.negatives.get(task))
-    answer_sets = config.strict_logits or task in config.strict_log_odds
+    answer_sets = answer_sets or config.strict_logits or task in config.strict_log_odds
     batch = pairs_batch(tokenizer, pairs, config.answer_smoothing.get(task, 0.0), answer_sets)
     return batch.to(device), torch.tensor([pair_key(pair) for pair in pairs])
 
@@ -757,6 +822,7 @@ def train_testbed(
     optimizer = new_optimizer()
     history = []
     eval_tasks = {name: make_task(name, tokenizer, EVAL_PAIRS, EVAL_SEED) for name in TASK_NAMES}
+    draw_weights: dict[str, Tensor] = {}
     for step in range(config.steps):
         if step == config.tasks_start:
             circuits = place_circuits(
@@ -781,6 +847,8 @@ def train_testbed(
         elif config.phase_generic or not in_phase:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
+        if training and (step - config.tasks_start) % ADAPTIVE_EVERY == 0:
+            draw_weights = one_head_draw_weights(model, tokenizer, config, circuits, step, device)
         if training:
             parts = []
             for i, task in enumerate(TASK_NAMES):
@@ -791,7 +859,9 @@ def train_testbed(
                     no_loss = torch.zeros((), device=device)
                     parts.append((_soft_cross_entropy(model(batch.tokens), batch.targets), no_loss, no_loss))
                 else:
-                    parts.append(recipe_task_losses(model, config, task, batch, keys, circuits[task], generator))
+                    parts.append(
+                        recipe_task_losses(model, config, task, batch, keys, circuits[task], generator, draw_weights.get(task))
+                    )
             behaviour, iit, strict = (torch.stack(p).mean() for p in zip(*parts))
         loss = generic + behaviour + config.iit_weight * iit + config.strict_weight * strict
         optimizer.zero_grad()
