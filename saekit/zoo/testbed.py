@@ -318,17 +318,17 @@ class TestbedConfig:
     circuit at a time, and the card's largest effect outside measures heads one at a time, where
     a head's effect can be cancelled by another's when all are patched together. What half the
     rows gave at seeds 0 and 1: docs/testbed.md, "One head outside at a time"."""
-    strict_one_head_adaptive: float = 0.0
-    """The share of the one-head rows' draw that follows each outside head's measured effect
-    (`outside_head_effects`, on fresh training pairs every ``ADAPTIVE_EVERY`` steps), the rest
-    uniform over the heads outside: the heads whose patching moves the answer most, which the
-    card's largest effect outside reads, are asked most often to change nothing."""
     strict_one_head_beside: bool = False
     """The rows that patch one head outside (``strict_one_head_share`` of the pairs) come beside
     the strictness rows, as more rows of the same prompts and sources, instead of taking their
     place, so every pair keeps its row that patches every head outside (the circuit's
     faithfulness): with half the rows taken, greater-than's circuit alone lost its task in a
     seed-0 run (docs/testbed.md, "One head outside at a time")."""
+    strict_one_head_adaptive: float = 0.0
+    """The share of the one-head rows' draw that follows each outside head's measured effect
+    (`outside_head_effects`, on fresh training pairs every ``ADAPTIVE_EVERY`` steps), the rest
+    uniform over the heads outside: the heads whose patching moves the answer most, which the
+    card's largest effect outside reads, are asked most often to change nothing."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
     lr: float = 3e-3
     weight_decay: float = 0.01
