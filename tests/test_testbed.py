@@ -365,10 +365,39 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
         "a one-head row takes the sources of its pair's strict row"
 
     favoured = torch.zeros(3, 4)
-    favoured[1, 3] = 1.0
+    favoured[1, 3], favoured[0, 1] = 1.0, 5.0  # 0.1 is in the circuit: never drawn
     with torch.no_grad():
         task_losses(module, batch, keys, circuit, torch.Generator().manual_seed(0), one_head_share=1.0, one_head_weights=favoured)
-    assert patched_heads(recorded[-1])[:n_pairs, 1, 3].all(), "the one-head draw follows its weights"
+    strict_heads = patched_heads(recorded[-1])[:n_pairs]
+    assert (strict_heads.sum((1, 2)) == 1).all() and strict_heads[:, 1, 3].all(), "the one-head draw follows its weights"
+
+
+def test_training_measures_the_draw_weights_every_adaptive_every_steps_and_passes_them_on(monkeypatch):
+    """With ``strict_one_head_adaptive``, `train_testbed` measures the weights from the first task
+    step and every ``ADAPTIVE_EVERY`` steps after it, and each task's losses take its latest ones."""
+    monkeypatch.setattr(testbed, "ADAPTIVE_EVERY", 5)
+    measured, passed = [], []
+    draw_weights, recipe_task_losses = testbed.one_head_draw_weights, testbed.recipe_task_losses
+
+    def measure(model, tokenizer, config, circuits, step, device):
+        measured.append((step, draw_weights(model, tokenizer, config, circuits, step, device)))
+        return measured[-1][1]
+
+    def losses(*args):
+        passed.append((len(measured), args[2], args[-1]))
+        return recipe_task_losses(*args)
+
+    monkeypatch.setattr(testbed, "one_head_draw_weights", measure)
+    monkeypatch.setattr(testbed, "recipe_task_losses", losses)
+    model = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=32, d_head=8, n_ctx=64)
+    config = testbed.TestbedConfig(
+        model=model, induction_warmup_steps=0, pretrain_steps=0, task_phases=(), steps=12, eval_every=0, cooldown_steps=0,
+        pairs_per_task=dict.fromkeys(TASK_NAMES, 4), task_group_size=2, strict_one_head_share=1.0, strict_one_head_adaptive=0.5,
+    )
+    testbed.train_testbed(config, log=lambda *_: None)
+    assert [step for step, _ in measured] == [0, 5, 10]
+    assert len(passed) == 12 * len(TASK_NAMES)
+    assert all(weights is measured[n - 1][1][task] for n, task, weights in passed), "each task takes its latest weights"
 
 
 def test_outside_head_effects_patch_each_head_outside_alone_from_the_paired_negative(tokenizer):
@@ -563,8 +592,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
     """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
     grouped, two strictness targets at once, a share outside [0, 1], a subset share without
-    subsets or one-head rows beside with no share of them (both would change nothing) fail at the
-    config, before the warm-up's 1,500 steps (which would otherwise run first)."""
+    subsets, or one-head rows beside or drawn by effect with no share of them (each would change
+    nothing) fail at the config, before the warm-up's 1,500 steps (which would otherwise run first)."""
     from saekit.cli import main
 
     def no_training(*args, **kwargs):

@@ -23,7 +23,7 @@ the manner of InterpBench's strict interchange-intervention training (SIIT):
   ``strict_log_odds``, for the tasks it lists, also the clean log-odds of the answers; with
   ``strict_subsets``, a random subset of those heads is replaced, in a ``strict_subset_share``
   of the rows; with ``strict_one_head_share``, one of them, in that share of the rows, or in as
-  many rows more with ``strict_one_head_beside``, drawn by its measured effect with
+  many rows more with ``strict_one_head_beside``, drawn partly by its measured effect with
   ``strict_one_head_adaptive``).
 
 A task batch comes in runs of pairs of one template and length (`grouped_pairs`), so "another
@@ -368,16 +368,16 @@ class TestbedConfig:
                 f"strict_subset_share ({self.strict_subset_share}) is the share of rows patching a subset when "
                 "strict_subsets is on, and it is off: turn strict_subsets on, or leave the share at 1."
             )
+        if not 0.0 <= self.strict_one_head_adaptive <= 1.0:
+            raise SaekitError(
+                f"strict_one_head_adaptive is a share of the one-head draw, in [0, 1]; got {self.strict_one_head_adaptive}."
+            )
         for name in ("strict_one_head_beside", "strict_one_head_adaptive"):
             if getattr(self, name) and self.strict_one_head_share == 0:
                 raise SaekitError(
                     f"{name} acts on the one-head rows of strict_one_head_share, which is 0 (no row): "
                     f"set strict_one_head_share above 0, or leave {name} off."
                 )
-        if not 0.0 <= self.strict_one_head_adaptive <= 1.0:
-            raise SaekitError(
-                f"strict_one_head_adaptive is a share of the one-head draw, in [0, 1]; got {self.strict_one_head_adaptive}."
-            )
         if self.cooldown_steps < 0:
             raise SaekitError(f"cooldown_steps must be 0 (no cooldown) or more, got {self.cooldown_steps}.")
         if self.steps <= self.phases_end:
@@ -688,7 +688,8 @@ def outside_head_effects(
     """Per head outside ``circuit``, how far patching its z alone from the paired negative moves
     the answers' log-odds on the batch's positives (`answer_log_odds`, mean over pairs, absolute),
     as a share of the log-odds gap between positives and negatives; 0 on the circuit's heads.
-    The card's largest effect outside measures the same on its own pairs and metric."""
+    The card's largest effect outside measures the same on its own pairs, in the task's metric
+    (IOI's is these log-odds; the others' move with them)."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     n_total = n_layers * n_heads
     positives, negatives, signs = batch.tokens[0::2], batch.tokens[1::2], batch.answer_signs[0::2]
