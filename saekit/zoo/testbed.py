@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -80,6 +80,11 @@ def role_names(task: str) -> list[str]:
 
 Circuits = dict[str, list[tuple[int, int, str]]]
 """Per task, (layer, head, role) of each circuit head, in role order."""
+
+
+def circuit_mask(circuit: list[tuple[int, int, str]], n_layers: int, n_heads: int) -> Bool[Tensor, "n_layers n_heads"]:
+    """True on the heads of ``circuit`` (its roles dropped)."""
+    return heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads)
 
 
 def _check_room(n_layers: int, n_heads: int) -> None:
@@ -591,7 +596,7 @@ def task_losses(
     group_mean = (same.float() / same.sum(1, keepdim=True)).to(device)
     partner = same_template_partners(template_keys, generator)
     has_partner = partner != torch.arange(n_pairs)
-    in_circuit = heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads)
+    in_circuit = circuit_mask(circuit, n_layers, n_heads)
     last_layer, last_head, _ = circuit[-1]
 
     # Strict rows: every non-circuit head from the paired negative, a same-template row, or the mean.
@@ -702,7 +707,7 @@ def outside_head_effects(
     patched_resid = model.run_layers(positives.repeat(n_total, 1), patches)[0]
     patched = answer_log_odds(model.unembed_residual(patched_resid), signs.repeat(n_total, 1, 1)).view(n_total, -1)
     effects = ((patched - clean).mean(1).abs() / gap.abs()).view(n_layers, n_heads).cpu()
-    return effects.masked_fill(heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads), 0.0)
+    return effects.masked_fill(circuit_mask(circuit, n_layers, n_heads), 0.0)
 
 
 #: Steps between measurements of the heads' effects outside for ``strict_one_head_adaptive``.
@@ -722,7 +727,7 @@ def one_head_draw_weights(
     for i, (task, circuit) in enumerate(circuits.items()):
         batch, _ = _task_batch(tokenizer, task, config, _step_seed(config.seed, step, 90 + i), device, answer_sets=True)
         effects = outside_head_effects(model, batch, circuit)
-        outside = ~heads_to_mask([(layer, head) for layer, head, _ in circuit], n_layers, n_heads)
+        outside = ~circuit_mask(circuit, n_layers, n_heads)
         uniform = outside.float() / outside.sum()
         measured = effects / effects.sum() if effects.sum() > 0 else uniform
         weights[task] = (1 - config.strict_one_head_adaptive) * uniform + config.strict_one_head_adaptive * measured
@@ -796,7 +801,7 @@ def circuit_alone_accuracy(model: AttnOnlyTransformer, task: ContrastiveTask, ci
 
     device = next(model.parameters()).device
     positives, negatives = task.tokens("positive").to(device), task.tokens("negative").to(device)
-    outside = ~heads_to_mask([(layer, head) for layer, head, _ in circuit], model.cfg.n_layers, model.cfg.n_heads).to(device)
+    outside = ~circuit_mask(circuit, model.cfg.n_layers, model.cfg.n_heads).to(device)
     negative_z = model.run_layers(negatives)[2]
     patches = [ZPatch(z, heads.expand(len(positives), -1)) for z, heads in zip(negative_z, outside)]
     logits = model.unembed_residual(model.run_layers(positives, patches)[0]).cpu()
