@@ -372,32 +372,44 @@ def test_interchange_rows_swap_the_whole_circuit_from_the_negative_or_the_last_r
     assert (strict_heads.sum((1, 2)) == 1).all() and strict_heads[:, 1, 3].all(), "the one-head draw follows its weights"
 
 
-def test_training_measures_the_draw_weights_every_adaptive_every_steps_and_passes_them_on(monkeypatch):
-    """With ``strict_one_head_adaptive``, `train_testbed` measures the weights from the first task
-    step and every ``ADAPTIVE_EVERY`` steps after it, and each task's losses take its latest ones."""
-    monkeypatch.setattr(testbed, "ADAPTIVE_EVERY", 5)
+def test_training_measures_the_effects_outside_every_few_steps_logs_them_and_passes_the_draw_weights_on(monkeypatch):
+    """`train_testbed` measures the effects outside from the first task step and every
+    ``OUTSIDE_EFFECTS_EVERY`` steps after it, logs each task's largest, and with
+    ``strict_one_head_adaptive`` each task's losses take its latest draw weights."""
+    monkeypatch.setattr(testbed, "OUTSIDE_EFFECTS_EVERY", 5)
     measured, passed = [], []
-    draw_weights, recipe_task_losses = testbed.one_head_draw_weights, testbed.recipe_task_losses
+    measure_effects, recipe_task_losses = testbed.measured_outside_effects, testbed.recipe_task_losses
 
     def measure(model, tokenizer, config, circuits, step, device):
-        measured.append((step, draw_weights(model, tokenizer, config, circuits, step, device)))
+        measured.append((step, measure_effects(model, tokenizer, config, circuits, step, device)))
         return measured[-1][1]
 
     def losses(*args):
         passed.append((len(measured), args[2], args[-1]))
         return recipe_task_losses(*args)
 
-    monkeypatch.setattr(testbed, "one_head_draw_weights", measure)
+    monkeypatch.setattr(testbed, "measured_outside_effects", measure)
     monkeypatch.setattr(testbed, "recipe_task_losses", losses)
     model = ToyModelConfig(d_vocab=len(TESTBED_VOCABULARY), n_layers=3, n_heads=6, d_model=32, d_head=8, n_ctx=64)
     config = testbed.TestbedConfig(
         model=model, induction_warmup_steps=0, pretrain_steps=0, task_phases=(), steps=12, eval_every=0, cooldown_steps=0,
         pairs_per_task=dict.fromkeys(TASK_NAMES, 4), task_group_size=2, strict_one_head_share=1.0, strict_one_head_adaptive=0.5,
     )
-    testbed.train_testbed(config, log=lambda *_: None)
+    lines = []
+    _, circuits = testbed.train_testbed(config, log=lines.append)
     assert [step for step, _ in measured] == [0, 5, 10]
+    logged = [line for line in lines if "largest effect outside" in line]
+    assert [line.split(":")[0] for line in logged] == ["step 0", "step 5", "step 10"]
+    for line, (_, effects) in zip(logged, measured):
+        assert line.endswith(testbed.largest_outside_summary(effects))
     assert len(passed) == 12 * len(TASK_NAMES)
-    assert all(weights is measured[n - 1][1][task] for n, task, weights in passed), "each task takes its latest weights"
+    expected = [testbed.one_head_draw_weights(effects, circuits, config) for _, effects in measured]
+    assert all(torch.equal(weights, expected[n - 1][task]) for n, task, weights in passed), "each task takes its latest weights"
+
+
+def test_largest_outside_summary_names_each_tasks_largest_head():
+    effects = {"ioi": torch.tensor([[0.0, 0.01], [0.2, 0.03]]), "induction": torch.tensor([[0.05, 0.0], [0.0, 0.04]])}
+    assert testbed.largest_outside_summary(effects) == "ioi 0.200 (1.0)  induction 0.050 (0.0)"
 
 
 def test_outside_head_effects_patch_each_head_outside_alone_from_the_paired_negative(tokenizer):
@@ -425,14 +437,16 @@ def test_outside_head_effects_patch_each_head_outside_alone_from_the_paired_nega
     torch.testing.assert_close(effects, expected)
     assert (effects > 0).sum() == 15, "every head outside moves the untrained model's answer"
 
-    assert testbed.one_head_draw_weights(module, tokenizer, config, {"induction": circuit}, 0, "cpu") == {}
-    adaptive = replace(config, strict_one_head_share=1.0, strict_one_head_adaptive=0.25)
+    circuits = {"induction": circuit}
     with torch.no_grad():
-        weights = testbed.one_head_draw_weights(module, tokenizer, adaptive, {"induction": circuit}, 0, "cpu")["induction"]
+        measured = testbed.measured_outside_effects(module, tokenizer, config, circuits, 0, "cpu")
         fresh, _ = _task_batch(tokenizer, "induction", config, testbed._step_seed(config.seed, 0, 90), "cpu", answer_sets=True)
-        measured = testbed.outside_head_effects(module, fresh, circuit)
+        torch.testing.assert_close(measured["induction"], testbed.outside_head_effects(module, fresh, circuit))
+    assert testbed.one_head_draw_weights(measured, circuits, config) == {}
+    adaptive = replace(config, strict_one_head_share=1.0, strict_one_head_adaptive=0.25)
+    weights = testbed.one_head_draw_weights(measured, circuits, adaptive)["induction"]
     outside = expected > 0
-    torch.testing.assert_close(weights, 0.75 * outside / outside.sum() + 0.25 * measured / measured.sum())
+    torch.testing.assert_close(weights, 0.75 * outside / outside.sum() + 0.25 * measured["induction"] / measured["induction"].sum())
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -645,6 +659,9 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
     batches = []
     real_task_batch = testbed._task_batch
     monkeypatch.setattr(testbed, "_task_batch", lambda tokenizer, task, *rest: batches.append(task) or real_task_batch(tokenizer, task, *rest))
+    # The measurement of effects outside draws batches of every task too; only the training ones count here.
+    monkeypatch.setattr(testbed, "measured_outside_effects", lambda model, tokenizer, config, circuits, *rest: {
+        task: torch.zeros(3, 6) for task in circuits})
     generic = []
     real_generic_batch = testbed.generic_batch
     monkeypatch.setattr(testbed, "generic_batch", lambda *args: generic.append(args) or real_generic_batch(*args))

@@ -331,7 +331,7 @@ class TestbedConfig:
     seed-0 run (docs/testbed.md, "One head outside at a time")."""
     strict_one_head_adaptive: float = 0.0
     """The share of the one-head rows' draw that follows each outside head's measured effect
-    (`outside_head_effects`, on fresh training pairs every ``ADAPTIVE_EVERY`` steps), the rest
+    (`measured_outside_effects`, on fresh training pairs every ``OUTSIDE_EFFECTS_EVERY`` steps), the rest
     uniform over the heads outside: the heads whose patching moves the answer most, which the
     card's largest effect outside reads, are asked most often to change nothing."""
     answer_smoothing: dict[str, float] = field(default_factory=lambda: {"greater-than": 0.05})
@@ -706,30 +706,50 @@ def outside_head_effects(
     patches = [ZPatch(z.repeat(n_total, 1, 1, 1), heads) for z, heads in zip(negative_z, one_head.view(-1, n_layers, n_heads).unbind(1))]
     patched_resid = model.run_layers(positives.repeat(n_total, 1), patches)[0]
     patched = answer_log_odds(model.unembed_residual(patched_resid), signs.repeat(n_total, 1, 1)).view(n_total, -1)
-    effects = ((patched - clean).mean(1).abs() / gap.abs()).view(n_layers, n_heads).cpu()
+    effects = ((patched - clean).mean(1).abs() / gap.abs().clamp_min(torch.finfo(gap.dtype).tiny)).view(n_layers, n_heads).cpu()
     return effects.masked_fill(circuit_mask(circuit, n_layers, n_heads), 0.0)
 
 
-#: Steps between measurements of the heads' effects outside for ``strict_one_head_adaptive``.
-ADAPTIVE_EVERY = 250
+#: Steps between measurements of the heads' effects outside (`measured_outside_effects`): logged,
+#: and the one-head draw's weights for ``strict_one_head_adaptive``.
+OUTSIDE_EFFECTS_EVERY = 250
+
+
+def measured_outside_effects(
+    model: AttnOnlyTransformer, tokenizer, config: TestbedConfig, circuits: Circuits, step: int, device: torch.device | str
+) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
+    """Per task, `outside_head_effects` on fresh training pairs (seeded by ``step``, never the
+    card's): the training run's own view of the card's largest effect outside."""
+    effects = {}
+    for i, (task, circuit) in enumerate(circuits.items()):
+        batch, _ = _task_batch(tokenizer, task, config, _step_seed(config.seed, step, 90 + i), device, answer_sets=True)
+        effects[task] = outside_head_effects(model, batch, circuit)
+    return effects
+
+
+def largest_outside_summary(effects: dict[str, Float[Tensor, "n_layers n_heads"]]) -> str:
+    """Each task's largest measured effect outside and its head, for the training log."""
+    parts = []
+    for task, task_effects in effects.items():
+        layer, head = divmod(int(task_effects.argmax()), task_effects.shape[1])
+        parts.append(f"{task} {task_effects.max():.3f} ({layer}.{head})")
+    return "  ".join(parts)
 
 
 def one_head_draw_weights(
-    model: AttnOnlyTransformer, tokenizer, config: TestbedConfig, circuits: Circuits, step: int, device: torch.device | str
+    effects: dict[str, Float[Tensor, "n_layers n_heads"]], circuits: Circuits, config: TestbedConfig
 ) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
     """Per task, the chances with which the one-head strictness rows draw their head: a
-    ``strict_one_head_adaptive`` share by `outside_head_effects` on fresh training pairs (seeded
-    by ``step``), the rest uniform over the heads outside; empty (uniform draws) when it is 0."""
+    ``strict_one_head_adaptive`` share by the measured ``effects`` (`measured_outside_effects`),
+    the rest uniform over the heads outside; empty (uniform draws) when that share is 0."""
     if not config.strict_one_head_adaptive:
         return {}
     n_layers, n_heads = config.model.n_layers, config.model.n_heads
     weights = {}
-    for i, (task, circuit) in enumerate(circuits.items()):
-        batch, _ = _task_batch(tokenizer, task, config, _step_seed(config.seed, step, 90 + i), device, answer_sets=True)
-        effects = outside_head_effects(model, batch, circuit)
+    for task, circuit in circuits.items():
         outside = ~circuit_mask(circuit, n_layers, n_heads)
         uniform = outside.float() / outside.sum()
-        measured = effects / effects.sum() if effects.sum() > 0 else uniform
+        measured = effects[task] / effects[task].sum() if effects[task].sum() > 0 else uniform
         weights[task] = (1 - config.strict_one_head_adaptive) * uniform + config.strict_one_head_adaptive * measured
     return weights
 
@@ -853,8 +873,10 @@ def train_testbed(
         elif config.phase_generic or not in_phase:
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
-        if training and (step - config.tasks_start) % ADAPTIVE_EVERY == 0:
-            draw_weights = one_head_draw_weights(model, tokenizer, config, circuits, step, device)
+        if training and (step - config.tasks_start) % OUTSIDE_EFFECTS_EVERY == 0:
+            effects = measured_outside_effects(model, tokenizer, config, circuits, step, device)
+            log(f"step {step}: largest effect outside, training pairs: {largest_outside_summary(effects)}")
+            draw_weights = one_head_draw_weights(effects, circuits, config)
         if training:
             parts = []
             for i, task in enumerate(TASK_NAMES):
