@@ -42,8 +42,7 @@ from saekit.zoo.language import TESTBED_VOCABULARY
 from saekit.zoo.model import AttnOnlyTransformer
 from saekit.zoo.testbed import (
     OUTSIDE_EFFECTS_EVERY, TestbedConfig, _task_batch, _testbed_learning_rate, circuit_alone_accuracy, draw_circuits,
-    generic_batch, generic_loss, largest_outside_summary, measured_outside_effects, one_head_draw_weights,
-    recipe_task_losses, save_testbed, train_testbed,
+    generic_batch, generic_loss, logged_draw_weights, recipe_task_losses, save_testbed, train_testbed,
 )
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import _step_seed
@@ -90,9 +89,9 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
         for group in optimizer.param_groups:
             group["lr"] = _testbed_learning_rate(config, step)
         if step % OUTSIDE_EFFECTS_EVERY == 0:
-            effects = measured_outside_effects(model, tokenizer, config, {task_name: circuit}, step, "cpu")
-            print(f"  step {step:5d}  largest effect outside, training pairs: {largest_outside_summary(effects)}", flush=True)
-            draw_weights = one_head_draw_weights(effects, {task_name: circuit}, config)
+            draw_weights = logged_draw_weights(
+                model, tokenizer, config, {task_name: circuit}, step, "cpu", lambda line: print(f"  {line}", flush=True)
+            )
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, 99))
         batch, keys = _task_batch(tokenizer, task_name, config, _step_seed(config.seed, step, 2), "cpu")
         behaviour, iit, strict = recipe_task_losses(

@@ -754,6 +754,17 @@ def one_head_draw_weights(
     return weights
 
 
+def logged_draw_weights(
+    model: AttnOnlyTransformer, tokenizer, config: TestbedConfig, circuits: Circuits, step: int, device: torch.device | str,
+    log=print,
+) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
+    """Measure the effects outside (`measured_outside_effects`), ``log`` each task's largest, and
+    return the one-head draw's weights (`one_head_draw_weights`)."""
+    effects = measured_outside_effects(model, tokenizer, config, circuits, step, device)
+    log(f"step {step}: largest effect outside, training pairs: {largest_outside_summary(effects)}")
+    return one_head_draw_weights(effects, circuits, config)
+
+
 def _testbed_learning_rate(config: TestbedConfig, step: int) -> float:
     """The toy recipe's warm-up (again from `tasks_start` with ``restart_optimizer``) and constant
     rate, falling linearly to zero over the cooldown."""
@@ -874,9 +885,7 @@ def train_testbed(
             tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
             generic = generic_loss(model, tokens)
         if training and (step - config.tasks_start) % OUTSIDE_EFFECTS_EVERY == 0:
-            effects = measured_outside_effects(model, tokenizer, config, circuits, step, device)
-            log(f"step {step}: largest effect outside, training pairs: {largest_outside_summary(effects)}")
-            draw_weights = one_head_draw_weights(effects, circuits, config)
+            draw_weights = logged_draw_weights(model, tokenizer, config, circuits, step, device, log)
         if training:
             parts = []
             for i, task in enumerate(TASK_NAMES):
