@@ -43,6 +43,30 @@ def test_documents_are_seeded_sized_and_in_vocabulary():
     assert {w for words in documents for w in words} <= set(TESTBED_VOCABULARY)
 
 
+def test_sentence_kinds_set_what_the_generic_text_holds(monkeypatch):
+    """A kind at 0 never appears, the kinds not named keep their frequencies (no override gives
+    the default documents), the training run draws its generic text with the config's kinds,
+    and unknown kinds, negative frequencies and all kinds at 0 are refused at the config."""
+    from saekit.zoo import language
+
+    monkeypatch.setitem(language._SENTENCE_MAKERS, "task", lambda rng, topic, words: ["TASK"])
+    default = generic_documents(100, 63, seed=0)
+    assert generic_documents(100, 63, 0, {}) == default
+    assert sum(words.count("TASK") for words in default) > 20
+    assert not any("TASK" in words for words in generic_documents(100, 63, 0, {"task": 0.0}))
+    doubled = generic_documents(100, 63, 0, {"task": 0.4})
+    assert sum(words.count("TASK") for words in doubled) > 1.5 * sum(words.count("TASK") for words in default)
+    drawn = []
+    real_generic_documents = testbed.generic_documents
+    monkeypatch.setattr(testbed, "generic_documents", lambda *args: drawn.append(args[-1]) or real_generic_documents(*args))
+    testbed.train_testbed(replace(TINY_RUN, generic_sentence_kinds={"task": 0.0}), log=lambda *_: None)
+    assert drawn and all(kinds == {"task": 0.0} for kinds in drawn)
+    for kinds, message in (({"poem": 1.0}, r"Unknown sentence kinds \['poem'\]"), ({"task": -0.1}, "0 or more"),
+                           (dict.fromkeys(language.SENTENCE_KINDS, 0.0), "At least one sentence kind")):
+        with pytest.raises(SaekitError, match=message):
+            testbed.TestbedConfig(generic_sentence_kinds=kinds)
+
+
 def test_task_prompts_tokenize_as_on_the_toy_models(tokenizer):
     """The test-bed vocabulary extends the toy one: toy task prompts keep their token ids."""
     from saekit.tasks.toy import VOCABULARY

@@ -24,11 +24,12 @@ Generation uses a local ``numpy.random.Generator`` and never touches the global 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from saekit.errors import SaekitError
 from saekit.tasks import TASK_NAMES
 from saekit.tasks.toy import (
     ARGUMENT_NAMES,
@@ -194,13 +195,28 @@ def copy_document(rng: np.random.Generator, n_words: int) -> list[str]:
     return words[:n_words]
 
 
-def generic_document(rng: np.random.Generator, n_words: int) -> list[str]:
-    """One document of exactly ``n_words`` words: a copy document, or sentences of mixed kinds on one topic."""
+def check_sentence_kinds(sentence_kinds: Mapping[str, float]) -> None:
+    """Refuse relative frequencies of sentence kinds that name an unknown kind, are negative, or
+    leave no kind to draw."""
+    unknown = set(sentence_kinds) - set(SENTENCE_KINDS)
+    if unknown:
+        raise SaekitError(f"Unknown sentence kinds {sorted(unknown)}; the kinds are {list(SENTENCE_KINDS)}.")
+    if any(weight < 0 for weight in sentence_kinds.values()):
+        raise SaekitError(f"Sentence kinds' relative frequencies must be 0 or more, got {dict(sentence_kinds)}.")
+    if sum({**SENTENCE_KINDS, **sentence_kinds}.values()) <= 0:
+        raise SaekitError("At least one sentence kind needs a relative frequency above 0.")
+
+
+def generic_document(rng: np.random.Generator, n_words: int, sentence_kinds: Mapping[str, float] = SENTENCE_KINDS) -> list[str]:
+    """One document of exactly ``n_words`` words: a copy document, or sentences of mixed kinds on
+    one topic, drawn with the relative frequencies of ``sentence_kinds`` (`SENTENCE_KINDS` for
+    the kinds it does not name)."""
     if rng.random() < COPY_DOCUMENTS:
         return copy_document(rng, n_words)
     topic = _Topic.draw(rng)
-    kinds = list(SENTENCE_KINDS)
-    weights = np.array([SENTENCE_KINDS[k] for k in kinds])
+    frequencies = {**SENTENCE_KINDS, **sentence_kinds}
+    kinds = list(frequencies)
+    weights = np.array([frequencies[k] for k in kinds])
     words: list[str] = []
     while len(words) < n_words:
         kind = kinds[rng.choice(len(kinds), p=weights / weights.sum())]
@@ -208,7 +224,9 @@ def generic_document(rng: np.random.Generator, n_words: int) -> list[str]:
     return words[:n_words]
 
 
-def generic_documents(n_documents: int, n_words: int, seed: int) -> list[list[str]]:
-    """``n_documents`` documents of ``n_words`` words, seeded by ``seed`` alone."""
+def generic_documents(
+    n_documents: int, n_words: int, seed: int, sentence_kinds: Mapping[str, float] = SENTENCE_KINDS
+) -> list[list[str]]:
+    """``n_documents`` documents of ``n_words`` words (`generic_document`), seeded by ``seed`` alone."""
     rng = np.random.default_rng(seed)
-    return [generic_document(rng, n_words) for _ in range(n_documents)]
+    return [generic_document(rng, n_words, sentence_kinds) for _ in range(n_documents)]

@@ -34,6 +34,7 @@ keeps the job the generic text gives it. Training never touches the global rando
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -52,7 +53,7 @@ from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
 from saekit.tasks.ground_truth import heads_to_mask
 from saekit.tasks.toy import ToyPair, check_negatives, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
-from saekit.zoo.language import TESTBED_VOCABULARY, copy_document, generic_documents
+from saekit.zoo.language import SENTENCE_KINDS, TESTBED_VOCABULARY, check_sentence_kinds, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import (
@@ -215,6 +216,11 @@ class TestbedConfig:
     """Generic documents per step and their length in tokens (BOS included; next-token loss on
     every position). Short documents: induction heads form in a time that grows about with the
     square of the context length (testbed.md §3)."""
+    generic_sentence_kinds: dict[str, float] = field(default_factory=dict)
+    """Relative frequencies of the generic text's sentence kinds where they differ from
+    `saekit.zoo.language.SENTENCE_KINDS`, e.g. ``{"task": 0}``: generic text without the task
+    instances, whose answers the next-token loss would otherwise train through any head,
+    outside the reach of the interchange and strictness losses."""
     task_phases: tuple[tuple[tuple[str, ...], int], ...] = ()
     """Phases at the start of the task phase, in order, each (tasks, steps): only those tasks'
     losses train for those steps (beside the generic text unless ``phase_generic`` is off); then
@@ -355,6 +361,7 @@ class TestbedConfig:
         _check_group_size(self.task_group_size, min(self.pairs_per_task.values()))
         check_answer_smoothing(self.answer_smoothing)
         check_negatives(self.negatives)
+        check_sentence_kinds(self.generic_sentence_kinds)
         object.__setattr__(self, "task_phases", _checked_phases(self.task_phases))
         object.__setattr__(self, "strict_log_odds", _checked_tasks("strict_log_odds", self.strict_log_odds))
         object.__setattr__(
@@ -513,9 +520,11 @@ def document_tokens(tokenizer, documents: list[list[str]]) -> Int[Tensor, "n_doc
     return torch.tensor([[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(words)] for words in documents])
 
 
-def generic_batch(tokenizer, n_documents: int, length: int, seed: int) -> Int[Tensor, "n_documents length"]:
+def generic_batch(
+    tokenizer, n_documents: int, length: int, seed: int, sentence_kinds: Mapping[str, float] = SENTENCE_KINDS
+) -> Int[Tensor, "n_documents length"]:
     """BOS + ``length - 1`` words of generic text per row."""
-    return document_tokens(tokenizer, generic_documents(n_documents, length - 1, seed))
+    return document_tokens(tokenizer, generic_documents(n_documents, length - 1, seed, sentence_kinds))
 
 
 def generic_loss(model: AttnOnlyTransformer, tokens: Int[Tensor, "n_documents length"]) -> Tensor:
@@ -882,7 +891,10 @@ def train_testbed(
             ).to(device)
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         elif config.phase_generic or not in_phase:
-            tokens = generic_batch(tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98)).to(device)
+            tokens = generic_batch(
+                tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98),
+                config.generic_sentence_kinds,
+            ).to(device)
             generic = generic_loss(model, tokens)
         if training and (step - config.tasks_start) % OUTSIDE_EFFECTS_EVERY == 0:
             draw_weights = logged_draw_weights(model, tokenizer, config, circuits, step, device, log)
