@@ -486,15 +486,14 @@ def _can_start_late(
 
 
 @checks_model_and_task
-def head_patching_effects(
+def head_patching_prompt_effects(
     model: HookedModel, task: ContrastiveTask, batch_size: int = 64
-) -> Float[Tensor, "n_layers n_heads"]:
-    """Per-head activation patching: how much the metric moves when one head sees the negative.
-
-    For each head separately: the mean metric over the positives with that head's hook_z
-    replaced by its value on the paired negative, minus the clean mean metric. Costs one forward
-    pass over the task per head, without the unembedding of unscored positions and tokens
-    (batched: several heads' patches share a pass when prompts are few).
+) -> Float[Tensor, "n_layers n_heads n_pairs"]:
+    """Per-head activation patching, per prompt: how much each positive's metric moves when one
+    head's hook_z is replaced by its value on the paired negative (the patched metric minus the
+    clean one). Their spread over prompts gives the standard error of `head_patching_effects`.
+    Costs one forward pass over the task per head, without the unembedding of unscored
+    positions and tokens (batched: several heads' patches share a pass when prompts are few).
     """
     if batch_size < 1:
         raise TaskError(f"batch_size must be at least 1, not {batch_size}.")
@@ -502,7 +501,19 @@ def head_patching_effects(
     keep = ~torch.eye(n_layers * n_heads, dtype=torch.bool).view(-1, n_layers, n_heads)
     replacement_for = _replacement_source(model, task, AblationKind.RESAMPLE, None, batch_size)
     runs = _run_circuits(model, task, keep, replacement_for, batch_size, kl=False)
-    return (runs.metric.mean(1) - runs.clean_metric.mean()).view(n_layers, n_heads)
+    return (runs.metric - runs.clean_metric).view(n_layers, n_heads, -1)
+
+
+def head_patching_effects(
+    model: HookedModel, task: ContrastiveTask, batch_size: int = 64
+) -> Float[Tensor, "n_layers n_heads"]:
+    """Per-head activation patching: how much the metric moves when one head sees the negative.
+
+    For each head separately: the mean metric over the positives with that head's hook_z
+    replaced by its value on the paired negative, minus the clean mean metric (the mean over
+    prompts of `head_patching_prompt_effects`).
+    """
+    return head_patching_prompt_effects(model, task, batch_size).mean(-1)
 
 
 # --------------------------------------------------------------------------------------------

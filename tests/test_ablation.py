@@ -19,6 +19,7 @@ from saekit.ablation import (
     final_residual,
     head_mask,
     head_patching_effects,
+    head_patching_prompt_effects,
     heads_from_mask,
     hook_z_name,
     kl_faithfulness,
@@ -69,11 +70,12 @@ def _metric_of(model, task, tokens):
 
 @pytest.fixture(scope="module")
 def naive_patching(tiny_gpt2, tiny_task):
-    """One head at a time, the obvious way: the reference the batched version must match."""
+    """One head at a time, the obvious way: the reference the batched version must match (per
+    head and prompt)."""
     model, task = tiny_gpt2, tiny_task
     _, cache = model.run_with_cache(task.negative_tokens)
-    clean = _metric_of(model, task, task.positive_tokens).mean()
-    effects = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    clean = _metric_of(model, task, task.positive_tokens)
+    effects = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, len(clean))
     for layer in range(model.cfg.n_layers):
         negative_z = cache[hook_z_name(layer)]
         for head in range(model.cfg.n_heads):
@@ -84,7 +86,7 @@ def naive_patching(tiny_gpt2, tiny_task):
                 return z
 
             with model.hooks(fwd_hooks=[(hook_z_name(layer), patch)]):
-                effects[layer, head] = _metric_of(model, task, task.positive_tokens).mean() - clean
+                effects[layer, head] = _metric_of(model, task, task.positive_tokens) - clean
     return effects
 
 
@@ -92,10 +94,13 @@ def naive_patching(tiny_gpt2, tiny_task):
 def test_patching_matches_one_head_at_a_time(tiny_gpt2, tiny_task, naive_patching, batch_size):
     # batch_size 4 splits the prompts; 64 stacks several heads into one forward pass.
     effects = head_patching_effects(tiny_gpt2, tiny_task, batch_size=batch_size)
-    expected = naive_patching
+    expected = naive_patching.mean(-1)
     assert effects.shape == (2, 4)
     assert effects.abs().max() > 1e-4, "patching should move the metric of a random model"
     torch.testing.assert_close(effects, expected, atol=1e-4, rtol=1e-4)
+    prompt_effects = head_patching_prompt_effects(tiny_gpt2, tiny_task, batch_size=batch_size)
+    assert prompt_effects.shape == (2, 4, tiny_task.n_pairs)
+    torch.testing.assert_close(prompt_effects, naive_patching, atol=1e-4, rtol=1e-4)
 
 
 def test_head_with_identical_z_has_zero_effect(tmp_path, tiny_gpt2_dir, tiny_task):

@@ -526,7 +526,7 @@ def test_card_measures_agree_with_the_ablation_stage():
     """The card's numbers are the ablation stage's: a circuit of every head is fully faithful and
     ablating it leaves what ablating everything leaves; effects are patching effects over the gap."""
     from saekit import load_model
-    from saekit.ablation import head_patching_effects
+    from saekit.ablation import head_patching_prompt_effects
     from saekit.scoring import roc_auc
     from saekit.tasks import make_task
     from saekit.zoo.card import task_card
@@ -536,9 +536,15 @@ def test_card_measures_agree_with_the_ablation_stage():
     everything = [(layer, head) for layer in range(4) for head in range(8)]
     card = task_card(model, task, everything[:-1])
     gap = abs(card["pos_metric"] - card["neg_metric"])
-    effects = head_patching_effects(model, task).abs() / gap
+    prompt_effects = head_patching_prompt_effects(model, task) / gap
+    effects = prompt_effects.mean(-1).abs()
+    standard_error = float(prompt_effects[3, 7].std() / 40**0.5)
     assert card["circuit_share"] == 31 / 32
     assert card["max_effect_outside"] == pytest.approx(float(effects[3, 7]), rel=1e-4)
+    assert card["max_effect_outside_head"] == [3, 7]
+    assert card["max_effect_outside_se"] == pytest.approx(standard_error, rel=1e-4) and standard_error > 0
+    # One head outside: the floor is the mean of |N(0, se)|, se·√(2/π).
+    assert card["outside_noise_floor"] == pytest.approx(standard_error * (2 / math.pi) ** 0.5, rel=0.05)
     assert card["circuit_head_effects"] == pytest.approx(effects.flatten()[:-1].tolist(), rel=1e-4)
     assert card["causal_auc"]["activation_patching"] == pytest.approx(roc_auc(effects, everything[:-1]))
     assert 0 <= card["interchange_accuracy"] <= 1 and 0 <= card["neg_accuracy"] <= 1
@@ -846,9 +852,16 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, c
     assert set(card["causal_auc"]) == {"activation_patching", "acdc"}
     assert all(auc is None or 0 <= auc <= 1 for auc in card["causal_auc"].values())
     assert card["bars"]["share"] is True and card["bars"]["distinct"] is True and len(card["bars"]) == 13
-    monkeypatch.setattr("saekit.zoo.evaluate.check_toy_model", lambda model: report)
-    assert main(["zoo", "check", "--model", str(out)]) == 0
+    assert report["n_pairs"] == 12
+    assert card["max_effect_outside_head"] not in card["heads"] and card["max_effect_outside_se"] >= 0
+    asked = []
+    monkeypatch.setattr("saekit.zoo.evaluate.check_toy_model", lambda model, n_pairs: asked.append(n_pairs) or report)
+    assert main(["zoo", "check", "--model", str(out), "--pairs", "12"]) == 0
+    assert asked == [12]
     text = capsys.readouterr().out
+    assert f"{card['max_effect_outside']:.3f} ± {card['max_effect_outside_se']:.3f} {card['outside_noise_floor']:>6.3f}" in text
+    unresolved = "induction: the outside bar is not resolved at 12 pairs (noise floor"
+    assert (unresolved in text) == (card["outside_noise_floor"] > 0.02)
     missed = [bar for bar, met in card["bars"].items() if met is False]
     assert f"induction      {', '.join(missed) or 'none'}\n" in text.split("bars missed")[1]
 

@@ -54,6 +54,10 @@ def register(subparsers) -> None:
     check = actions.add_parser("check", help="accuracy and metrics of a zoo model on its four tasks (and a test-bed's card)")
     check.add_argument("--model", default="toy-4l", help="shipped toy model or zoo-layout folder (default: toy-4l)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument(
+        "--pairs", type=int, default=None,
+        help="prompt pairs per task (default 250); more pairs resolve smaller single-head effects (the card's noise floor)",
+    )
     check.set_defaults(handler=run_check)
 
 
@@ -149,9 +153,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from saekit.zoo.evaluate import check_toy_model
+    from saekit.zoo.card import OUTSIDE_BAR
+    from saekit.zoo.evaluate import EVAL_PAIRS, check_toy_model
 
-    report = check_toy_model(args.model)
+    report = check_toy_model(args.model, EVAL_PAIRS if args.pairs is None else args.pairs)
     if args.json:
         print_json(report)
         return 0
@@ -165,13 +170,15 @@ def run_check(args: argparse.Namespace) -> int:
         )
     cards = {name: row["card"] for name, row in report["tasks"].items() if "card" in row}
     if cards:
-        print(f"\n{'card':<14} {'faith mean':>10} {'resample':>9} {'ablated':>8} {'min in':>7} {'max out':>8} {'IIA':>6}  roles")
+        print(f"\n{'card':<14} {'faith mean':>10} {'resample':>9} {'ablated':>8} {'min in':>7} "
+              f"{'max out ± se':>13} {'floor':>6} {'IIA':>6}  roles")
     for name, card in cards.items():
         roles = " ".join(f"{layer}.{head} {role}" for (layer, head), role in zip(card["heads"], card["roles"]))
         print(
             f"{name:<14} {card['faithfulness']['mean']:>10.2f} {card['faithfulness']['resample']:>9.2f} "
             f"{card['faithfulness_circuit_ablated']['mean']:>8.2f} {min(card['circuit_head_effects']):>7.2f} "
-            f"{card['max_effect_outside']:>8.2f} {card['interchange_accuracy']:>6.2f}  {roles}"
+            f"{card['max_effect_outside']:>6.3f} ± {card['max_effect_outside_se']:.3f} {card['outside_noise_floor']:>6.3f} "
+            f"{card['interchange_accuracy']:>6.2f}  {roles}"
         )
     if cards:
         names = [*next(iter(cards.values()))["premise_auc"], "patching", "acdc"]
@@ -184,4 +191,8 @@ def run_check(args: argparse.Namespace) -> int:
     for name, card in cards.items():
         missed = [bar for bar, met in card["bars"].items() if met is False]
         print(f"{name:<14} {', '.join(missed) or 'none'}")
+    for name, card in cards.items():
+        if card["outside_noise_floor"] > OUTSIDE_BAR:
+            print(f"{name}: the outside bar is not resolved at {report['n_pairs']} pairs (noise floor "
+                  f"{card['outside_noise_floor']:.3f} > {OUTSIDE_BAR}): run with more --pairs")
     return 0

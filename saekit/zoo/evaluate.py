@@ -149,4 +149,4 @@ def check_toy_model(model_name: str, n_pairs: int = EVAL_PAIRS, seed: int = EVAL
     cards = {name: row["card"] for name, row in tasks.items() if "card" in row}
     for name, bars in acceptance_bars(cards).items():
         cards[name]["bars"] = bars
-    return {"model": model_name, "n_heads": model.cfg.n_layers * model.cfg.n_heads, "tasks": tasks}
+    return {"model": model_name, "n_heads": model.cfg.n_layers * model.cfg.n_heads, "n_pairs": n_pairs, "tasks": tasks}
