@@ -504,6 +504,7 @@ def head_patching_prompt_effects(
     return (runs.metric - runs.clean_metric).view(n_layers, n_heads, -1)
 
 
+@checks_model_and_task
 def head_patching_effects(
     model: HookedModel, task: ContrastiveTask, batch_size: int = 64
 ) -> Float[Tensor, "n_layers n_heads"]:

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import saekit
-from saekit.ablation import circuit_table, evaluate_circuit, head_patching_effects
+from saekit.ablation import circuit_table, evaluate_circuit, head_patching_effects, head_patching_prompt_effects
 from saekit.activations import head_activations
 from saekit.baselines import activation_patching_scores
 from saekit.cli import main
@@ -202,6 +202,8 @@ ROWS = [
     ("bpe-task-circuit-table", lambda c: circuit_table(c.toy, c.gpt2_task, torch.zeros(c.shape), top_k=2), TaskError, ["circuit_table()", "vocabulary"]),
     ("bpe-task-baseline", lambda c: activation_patching_scores(c.toy, c.gpt2_task), TaskError, ["activation_patching_scores()", "vocabulary"]),
     ("answer-beyond-unembedding", lambda c: head_patching_effects(c.toy, c.wide_answer_task), TaskError, ["answer token id", "unembedding"]),
+    ("bpe-task-patching", lambda c: head_patching_effects(c.toy, c.gpt2_task), TaskError, ["head_patching_effects()", "vocabulary"]),
+    ("bpe-task-prompt-patching", lambda c: head_patching_prompt_effects(c.toy, c.gpt2_task), TaskError, ["head_patching_prompt_effects()", "vocabulary"]),
     ("prompt-longer-than-context", lambda c: head_activations(c.toy, c.long_task), TaskError, ["n_ctx", "shorter prompts"]),
     ("model-name-to-ablation", lambda c: evaluate_circuit("toy-4l", c.toy_task, [(0, 0)]), ModelError, ["evaluate_circuit()", "load_model"]),
     ("tokenizer-as-model", lambda c: head_activations(c.tok, c.toy_task), ModelError, ["takes a TransformerLens model", "saekit.load_model"]),

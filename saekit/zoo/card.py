@@ -143,8 +143,8 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
 
 OUTSIDE_BAR = 0.02
 """The largest single-head effect outside a circuit a shipped test-bed may have, as a share of
-the gap (the `outside` bar); a card whose `noise_floor` is above it cannot tell a model that
-meets it from one that does not."""
+the gap (the `outside` bar); a card whose `noise_floor` is above it cannot show that a model
+meets it (a clear miss it can)."""
 
 NEAR_CHANCE = 0.2
 """Negatives are near chance when their metric's distance from their chance metric is at most
