@@ -99,8 +99,7 @@ def train_alone(model, tokenizer, task_name: str, circuit, config: TestbedConfig
         )
         loss = behaviour if behaviour_only else behaviour + config.iit_weight * iit + config.strict_weight * strict
         if config.generic_documents:
-            loss = loss + generic_loss(model, generic_batch(tokenizer, config.generic_documents, config.generic_length,
-                                                            _step_seed(config.seed, step, 98), config.generic_sentence_kinds))
+            loss = loss + generic_loss(model, generic_batch(tokenizer, config, step))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -34,7 +34,6 @@ keeps the job the generic text gives it. Training never touches the global rando
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -53,7 +52,7 @@ from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
 from saekit.tasks.ground_truth import heads_to_mask
 from saekit.tasks.toy import ToyPair, check_negatives, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
-from saekit.zoo.language import SENTENCE_KINDS, TESTBED_VOCABULARY, check_sentence_kinds, copy_document, generic_documents
+from saekit.zoo.language import TESTBED_VOCABULARY, check_sentence_kinds, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.tokenizer import build_toy_tokenizer
 from saekit.zoo.train import (
@@ -520,11 +519,13 @@ def document_tokens(tokenizer, documents: list[list[str]]) -> Int[Tensor, "n_doc
     return torch.tensor([[tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(words)] for words in documents])
 
 
-def generic_batch(
-    tokenizer, n_documents: int, length: int, seed: int, sentence_kinds: Mapping[str, float] = SENTENCE_KINDS
-) -> Int[Tensor, "n_documents length"]:
-    """BOS + ``length - 1`` words of generic text per row."""
-    return document_tokens(tokenizer, generic_documents(n_documents, length - 1, seed, sentence_kinds))
+def generic_batch(tokenizer, config: TestbedConfig, step: int) -> Int[Tensor, "n_documents length"]:
+    """The recipe's generic text at ``step``: ``config.generic_documents`` rows of BOS +
+    ``generic_length - 1`` words with its sentence kinds, seeded by its seed and the step."""
+    documents = generic_documents(
+        config.generic_documents, config.generic_length - 1, _step_seed(config.seed, step, 98), config.generic_sentence_kinds
+    )
+    return document_tokens(tokenizer, documents)
 
 
 def generic_loss(model: AttnOnlyTransformer, tokens: Int[Tensor, "n_documents length"]) -> Tensor:
@@ -891,10 +892,7 @@ def train_testbed(
             ).to(device)
             generic = _soft_cross_entropy(model(warmup.tokens), warmup.targets)
         elif config.phase_generic or not in_phase:
-            tokens = generic_batch(
-                tokenizer, config.generic_documents, config.generic_length, _step_seed(config.seed, step, 98),
-                config.generic_sentence_kinds,
-            ).to(device)
+            tokens = generic_batch(tokenizer, config, step).to(device)
             generic = generic_loss(model, tokens)
         if training and (step - config.tasks_start) % OUTSIDE_EFFECTS_EVERY == 0:
             draw_weights = logged_draw_weights(model, tokenizer, config, circuits, step, device, log)
