@@ -633,6 +633,28 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
     assert "needs --out" in capsys.readouterr().err
 
 
+def test_zoo_train_checkpoint_continues_a_run_and_is_removed_once_the_model_is_saved(tmp_path, monkeypatch, capsys):
+    """`saekit zoo train --checkpoint FILE` saves the state as it trains; a run stopped before
+    its model is saved leaves FILE, the same command continues from it, and FILE goes once the
+    model is written. The toy recipe refuses the flag."""
+    from saekit.cli import main
+
+    checkpoint = tmp_path / "state.pt"
+    command = ["zoo", "train", "--recipe", "testbed", "--steps", "4", "--warmup-steps", "1", "--pretrain-steps", "1",
+               "--out", str(tmp_path / "tb"), "--checkpoint", str(checkpoint), "--checkpoint-every", "2"]
+    save_testbed = testbed.save_testbed
+    monkeypatch.setattr(testbed, "save_testbed", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(command) == 130, "interrupted (Ctrl-C) between the last step and the save"
+    assert checkpoint.exists()
+    monkeypatch.setattr(testbed, "save_testbed", save_testbed)
+    capsys.readouterr()
+    assert main(command) == 0
+    assert f"resuming at step 2 from {checkpoint}" in capsys.readouterr().out
+    assert not checkpoint.exists() and (tmp_path / "tb" / "ground_truth.json").exists()
+    assert main(["zoo", "train", "--steps", "3", "--out", str(tmp_path / "toy"), "--checkpoint", str(checkpoint)]) == 2
+    assert "--checkpoint belongs to --recipe testbed" in capsys.readouterr().err
+
+
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):
     """Too shallow a shape, steps that end before the tasks join, task batches that cannot be
     grouped, two strictness targets at once, a share outside [0, 1], a subset share without
@@ -772,6 +794,46 @@ def test_training_log_gives_each_placed_circuit_alone(monkeypatch):
     for line in evaluations[1:]:
         assert all(f"{task} " in line and line.count("/c0.25") == len(TASK_NAMES) for task in TASK_NAMES)
     assert asked == [circuits[task] for task in TASK_NAMES] * (len(evaluations) - 1)
+
+
+def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(tmp_path, monkeypatch):
+    """A run interrupted after its checkpoint at step 9, started again with the same file,
+    continues from step 9 and ends with the uninterrupted run's weights, bit for bit, and the
+    same final log line (the loss history and the one-head draw's weights, measured at step
+    3 only, come from the checkpoint; the optimizer restarted at step 3 is the saved one); a
+    checkpoint of other settings and a damaged file are refused before any training."""
+    monkeypatch.setattr(testbed, "OUTSIDE_EFFECTS_EVERY", 10)
+    config = replace(
+        TINY_RUN, steps=12, induction_warmup_steps=2, pretrain_steps=1, restart_optimizer=True, warmup_steps=4,
+        cooldown_steps=4, eval_every=6, strict_one_head_share=1.0, strict_one_head_adaptive=0.5,
+    )
+    assert config.tasks_start == 3
+    whole_log, resumed_log = [], []
+    whole, whole_circuits = testbed.train_testbed(config, log=whole_log.append)
+    path = tmp_path / "run.pt"
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_step_9(step, model):
+        if step == 12:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        testbed.train_testbed(config, log=lambda *_: None, on_eval=interrupt_after_step_9, checkpoint=path, checkpoint_every=3)
+    steps_run = []
+    real_generic_batch = testbed.generic_batch
+    monkeypatch.setattr(testbed, "generic_batch", lambda tokenizer, config, step: steps_run.append(step) or real_generic_batch(tokenizer, config, step))
+    resumed, resumed_circuits = testbed.train_testbed(config, log=resumed_log.append, checkpoint=path, checkpoint_every=3)
+    assert resumed_log[0] == f"resuming at step 9 from {path}" and steps_run == [9, 10, 11]
+    assert resumed_circuits == whole_circuits
+    assert all(torch.equal(value, resumed.state_dict()[name]) for name, value in whole.state_dict().items())
+    assert resumed_log[-1] == whole_log[-1] and resumed_log[-1].startswith("step    12 generic")
+    with pytest.raises(SaekitError, match=r"other settings \(seed differ\)\. Delete .*run\.pt to train from step 0"):
+        testbed.train_testbed(replace(config, seed=1), checkpoint=path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(SaekitError, match="is not a saekit training checkpoint"):
+        testbed.train_testbed(config, checkpoint=path)
 
 
 def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):
@@ -976,7 +1038,7 @@ def test_zoo_train_device_is_checked_before_training(tmp_path, capsys, monkeypat
 
     devices = []
 
-    def record_and_stop(config, device):
+    def record_and_stop(config, device, **kwargs):
         devices.append(device)
         raise SaekitError("stopped before training")
 

@@ -34,6 +34,12 @@ def register(subparsers) -> None:
     train.add_argument("--device", default="cpu",
                        help="testbed: where to train, e.g. cuda (default: cpu, reproducible bit for bit; a GPU run "
                             "follows the same recipe with other arithmetic: explore there, ship a CPU retrain)")
+    train.add_argument("--checkpoint", metavar="FILE",
+                       help="testbed: save the training state to FILE as it trains; if FILE exists, continue the run "
+                            "from it (same settings only), ending with the weights of one uninterrupted run; removed "
+                            "once the model is saved")
+    train.add_argument("--checkpoint-every", type=positive_int, default=250, metavar="N",
+                       help="steps between checkpoints (default: 250)")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
@@ -65,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from saekit._checks import check_device
-    from saekit._io import check_folder_target
+    from saekit._io import check_file_target, check_folder_target
     from saekit.errors import SaekitError
     from saekit.zoo.testbed import TestbedConfig, recorded_config, save_testbed, train_testbed
     from saekit.zoo.train import DEFAULT_OUT, TrainingConfig, save_toy_model, train_toy_model
@@ -85,8 +91,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise SaekitError("--pretrain-steps belongs to --recipe testbed; toy-4l's recipe has no pretraining phase.")
     if recipe == "toy" and args.device != "cpu":
         raise SaekitError("--device belongs to --recipe testbed; toy-4l's recipe trains on the CPU only.")
+    if recipe == "toy" and args.checkpoint is not None:
+        raise SaekitError("--checkpoint belongs to --recipe testbed; toy-4l's recipe trains in minutes, from step 0.")
     check_device(args.device)
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
+    checkpoint = check_file_target(args.checkpoint) if args.checkpoint is not None else None
     if args.threads is not None:
         set_threads(args.threads)
     overrides = {key: getattr(args, key) for key in ("seed", "steps", "induction_warmup_steps", "pretrain_steps") if getattr(args, key) is not None}
@@ -95,8 +104,10 @@ def run_train(args: argparse.Namespace) -> int:
         model, _ = train_toy_model(config)
         print(f"saved to {save_toy_model(model, config, out)}")
         return 0
-    model, circuits = train_testbed(config, device=args.device)
+    model, circuits = train_testbed(config, device=args.device, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
     print(f"saved to {save_testbed(model, config, circuits, out, Path(out).name)}")
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return 0
 
 

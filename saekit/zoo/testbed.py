@@ -52,6 +52,7 @@ from saekit.tasks import TASK_NAMES, ContrastiveTask, make_task
 from saekit.tasks.ground_truth import heads_to_mask
 from saekit.tasks.toy import ToyPair, check_negatives, toy_pairs
 from saekit.zoo import CONFIG_FILE, read_zoo_config, toy_model_dir, toy_model_names
+from saekit.zoo.checkpoint import TrainingState, load_training_state, save_training_state
 from saekit.zoo.language import TESTBED_VOCABULARY, check_sentence_kinds, copy_document, generic_documents
 from saekit.zoo.model import AttnOnlyTransformer, ToyModelConfig, ZPatch
 from saekit.zoo.tokenizer import build_toy_tokenizer
@@ -851,17 +852,24 @@ def circuit_alone_accuracy(model: AttnOnlyTransformer, task: ContrastiveTask, ci
 
 @torch.enable_grad()
 def train_testbed(
-    config: TestbedConfig, log=print, on_eval=None, device: torch.device | str = "cpu"
+    config: TestbedConfig, log=print, on_eval=None, device: torch.device | str = "cpu",
+    checkpoint: str | Path | None = None, checkpoint_every: int = 250,
 ) -> tuple[AttnOnlyTransformer, Circuits]:
     """Train a test-bed model on ``device``; returns it (on the CPU) and its circuits (roles on heads).
 
     Data, initial weights and every random choice come from CPU generators seeded by the
     config, so a run depends on the device only through its arithmetic: on the CPU it is
     reproducible bit for bit; on a GPU it follows the same recipe (use it to try recipes, many
-    runs at once, and retrain a model that is to be shipped on the CPU)."""
+    runs at once, and retrain a model that is to be shipped on the CPU).
+
+    With ``checkpoint`` (a file), the training state is saved there every ``checkpoint_every``
+    steps, and a run whose checkpoint file exists continues from it (`saekit.zoo.checkpoint`):
+    an interrupted run, started again, ends with the weights it would have had."""
     from saekit.zoo.evaluate import EVAL_PAIRS, EVAL_SEED, evaluate_task
 
     check_device(device)
+    if checkpoint_every < 1:
+        raise SaekitError(f"checkpoint_every must be 1 or more steps, got {checkpoint_every}.")
     tokenizer = build_toy_tokenizer(TESTBED_VOCABULARY, config.negatives)
     model = AttnOnlyTransformer(config.model, seed=config.seed).to(device)
     circuits: Circuits = {}
@@ -870,7 +878,14 @@ def train_testbed(
     history = []
     eval_tasks = {name: make_task(name, tokenizer, EVAL_PAIRS, EVAL_SEED) for name in TASK_NAMES}
     draw_weights: dict[str, Tensor] = {}
-    for step in range(config.steps):
+    saved = load_training_state(checkpoint, config) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        circuits, history = saved.circuits, saved.history
+        draw_weights = {task: weights.to(device) for task, weights in saved.draw_weights.items()}
+        log(f"resuming at step {saved.step} from {checkpoint}")
+    for step in range(saved.step if saved is not None else 0, config.steps):
         if step == config.tasks_start:
             circuits = place_circuits(
                 model, tokenizer, config.seed, config.docstring_mover_on_induction_head, config.ioi_on_induction_heads,
@@ -916,6 +931,9 @@ def train_testbed(
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         history.append([generic.item(), behaviour.item(), iit.item(), strict.item()])
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < config.steps:
+            state = TrainingState(step + 1, model.state_dict(), optimizer.state_dict(), circuits, history, draw_weights)
+            save_training_state(checkpoint, state, config)
         if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
             model.eval()
             scores = {name: evaluate_task(lambda tokens: model(tokens.to(device)).cpu(), task) for name, task in eval_tasks.items()}
