@@ -801,7 +801,8 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     continues from step 9 and ends with the uninterrupted run's weights, bit for bit, and the
     same final log line (the loss history and the one-head draw's weights, measured at step
     3 only, come from the checkpoint; the optimizer restarted at step 3 is the saved one); a
-    checkpoint of other settings and a damaged file are refused before any training."""
+    checkpoint of other settings, a damaged file and no steps between checkpoints are refused
+    before any training."""
     monkeypatch.setattr(testbed, "OUTSIDE_EFFECTS_EVERY", 10)
     config = replace(
         TINY_RUN, steps=12, induction_warmup_steps=2, pretrain_steps=1, restart_optimizer=True, warmup_steps=4,
@@ -834,6 +835,8 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(SaekitError, match="is not a saekit training checkpoint"):
         testbed.train_testbed(config, checkpoint=path)
+    with pytest.raises(SaekitError, match="checkpoint_every must be 1 or more steps, got 0"):
+        testbed.train_testbed(config, checkpoint=path, checkpoint_every=0)
 
 
 def test_restart_optimizer_starts_a_new_one_when_the_tasks_join(monkeypatch):

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
                             "from it (same settings only), ending with the weights of one uninterrupted run; removed "
                             "once the model is saved")
     train.add_argument("--checkpoint-every", type=positive_int, default=250, metavar="N",
-                       help="steps between checkpoints (default: 250)")
+                       help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
