@@ -550,6 +550,22 @@ def test_card_measures_agree_with_the_ablation_stage():
     assert 0 <= card["interchange_accuracy"] <= 1 and 0 <= card["neg_accuracy"] <= 1
 
 
+def test_noise_floor_keeps_the_heads_correlation_and_ignores_their_effects():
+    """The floor is what noise alone gives: a head's true effect (its mean) does not move it;
+    heads measured with one error (identical per-pair values) give the floor of one head, while
+    as many heads with independent errors give a higher one; one head gives E|N(0, se)|."""
+    from saekit.zoo.card import noise_floor
+
+    generator = torch.Generator().manual_seed(0)
+    one = torch.randn(1, 250, generator=generator, dtype=torch.float64)
+    standard_error = float(one.std() / 250**0.5)
+    assert noise_floor(one) == pytest.approx(standard_error * (2 / math.pi) ** 0.5, rel=0.05)
+    assert noise_floor(one + 3.0) == pytest.approx(noise_floor(one), rel=1e-9)
+    assert noise_floor(one.repeat(28, 1)) == pytest.approx(noise_floor(one), rel=1e-9)
+    independent = torch.randn(28, 250, generator=generator, dtype=torch.float64)
+    assert noise_floor(independent) > 2 * noise_floor(independent[:1])
+
+
 def _passing_card(heads: list[list[int]]) -> dict:
     """A card that meets every acceptance bar, by a margin."""
     return {

@@ -94,12 +94,20 @@ def causal_aucs(
     return {"activation_patching": roc_auc(effects.abs(), circuit), "acdc": acdc}
 
 
-def noise_floor(standard_errors: Float[Tensor, " n"], n_draws: int = 4000, seed: int = 0) -> float:
-    """The expected largest absolute value among estimates with these ``standard_errors`` whose
-    true values are all 0 (normal errors, by Monte Carlo): how large the largest single-head
-    effect outside a circuit reads when no head outside has any effect."""
-    draws = torch.randn(n_draws, len(standard_errors), generator=torch.Generator().manual_seed(seed))
-    return float((draws * standard_errors).abs().max(1).values.mean())
+def noise_floor(prompt_effects: Float[Tensor, "n_heads n_pairs"], n_draws: int = 4000, seed: int = 0) -> float:
+    """How large the largest single-head effect outside a circuit reads when no head outside
+    has any effect: the expected largest absolute mean over pairs of these heads' per-pair
+    ``prompt_effects``, each centred on 0, by a Gaussian multiplier bootstrap.
+
+    Every draw weighs the pairs by one set of standard normal weights, shared by all heads, so
+    the heads' errors keep the correlation they have from being measured on the same pairs
+    (heads taken as independent would raise the floor); each head's draws have its standard
+    error over the pairs, sd / √n."""
+    n_pairs = prompt_effects.shape[-1]
+    centred = prompt_effects - prompt_effects.mean(-1, keepdim=True)
+    weights = torch.randn(n_draws, n_pairs, generator=torch.Generator().manual_seed(seed), dtype=centred.dtype)
+    draws = weights @ centred.T / (n_pairs * (n_pairs - 1)) ** 0.5
+    return float(draws.abs().max(1).values.mean())
 
 
 def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, Any]:
@@ -133,7 +141,7 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
         "max_effect_outside": float(shares.flatten()[largest_outside]),
         "max_effect_outside_se": float(standard_errors.flatten()[largest_outside]),
         "max_effect_outside_head": list(divmod(int(largest_outside), n_heads)),
-        "outside_noise_floor": noise_floor(standard_errors[~in_circuit]),
+        "outside_noise_floor": noise_floor(prompt_shares[~in_circuit]),
         "interchange_accuracy": interchange_accuracy(model, task, circuit[-1]),
         "circuit_share": len(circuit) / (n_layers * n_heads),
         "premise_auc": premise_aucs(model, task, circuit),
