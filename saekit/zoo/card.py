@@ -101,8 +101,8 @@ def noise_floor(prompt_effects: Float[Tensor, "n_heads n_pairs"], n_draws: int =
 
     Every draw weighs the pairs by one set of standard normal weights, shared by all heads, so
     the heads' errors keep the correlation they have from being measured on the same pairs
-    (heads taken as independent would raise the floor); each head's draws have its standard
-    error over the pairs, sd / √n."""
+    (taken as independent, heads whose errors move together would raise the floor); each
+    head's draws have its standard error over the pairs, sd / √n."""
     n_pairs = prompt_effects.shape[-1]
     centred = prompt_effects - prompt_effects.mean(-1, keepdim=True)
     weights = torch.randn(n_draws, n_pairs, generator=torch.Generator().manual_seed(seed), dtype=centred.dtype)
