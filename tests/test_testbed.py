@@ -813,8 +813,8 @@ def test_training_log_gives_each_placed_circuit_alone(monkeypatch):
 
 
 def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(tmp_path, monkeypatch):
-    """A run interrupted after its checkpoint at step 9, started again with the same file,
-    continues from step 9 and ends with the uninterrupted run's weights, bit for bit, and the
+    """A run interrupted at step 10, started again with the same file, continues from its
+    checkpoint at step 9 and ends with the uninterrupted run's weights, bit for bit, and the
     same final log line (the loss history and the one-head draw's weights, measured at step
     3 only, come from the checkpoint; the optimizer restarted at step 3 is the saved one); a
     checkpoint of other settings, a damaged file and no steps between checkpoints are refused
@@ -822,7 +822,7 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     monkeypatch.setattr(testbed, "OUTSIDE_EFFECTS_EVERY", 10)
     config = replace(
         TINY_RUN, steps=12, induction_warmup_steps=2, pretrain_steps=1, restart_optimizer=True, warmup_steps=4,
-        cooldown_steps=4, eval_every=6, strict_one_head_share=1.0, strict_one_head_adaptive=0.5,
+        cooldown_steps=4, eval_every=5, strict_one_head_share=1.0, strict_one_head_adaptive=0.5,
     )
     assert config.tasks_start == 3
     whole_log, resumed_log = [], []
@@ -832,12 +832,12 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     class Interrupted(Exception):
         pass
 
-    def interrupt_after_step_9(step, model):
-        if step == 12:
+    def interrupt_after_step_10(step, model):
+        if step == 10:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        testbed.train_testbed(config, log=lambda *_: None, on_eval=interrupt_after_step_9, checkpoint=path, checkpoint_every=3)
+        testbed.train_testbed(config, log=lambda *_: None, on_eval=interrupt_after_step_10, checkpoint=path, checkpoint_every=3)
     steps_run = []
     real_generic_batch = testbed.generic_batch
     monkeypatch.setattr(testbed, "generic_batch", lambda tokenizer, config, step: steps_run.append(step) or real_generic_batch(tokenizer, config, step))
