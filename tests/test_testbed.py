@@ -848,6 +848,8 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     assert resumed_log[-1] == whole_log[-1] and resumed_log[-1].startswith("step    12 generic")
     with pytest.raises(SaekitError, match=r"other settings \(seed differ\)\. Delete .*run\.pt to train from step 0"):
         testbed.train_testbed(replace(config, seed=1), checkpoint=path)
+    with pytest.raises(SaekitError, match=r"other settings \(model differ\)"):
+        testbed.train_testbed(replace(config, model=replace(config.model, d_model=32, d_head=8)), checkpoint=path)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(SaekitError, match="is not a saekit training checkpoint"):
         testbed.train_testbed(config, checkpoint=path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ class TrainingState:
 
 
 def _config_json(config: Any) -> str:
-    return dumps_json(config.to_dict())
+    """The recipe's settings and the model's shape (``asdict`` nests the shape's dataclass)."""
+    return dumps_json(asdict(config))
 
 
 def save_training_state(path: str | Path, state: TrainingState, config: Any) -> None:
