@@ -817,8 +817,8 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
     checkpoint at step 9 and ends with the uninterrupted run's weights, bit for bit, and the
     same final log line (the loss history and the one-head draw's weights, measured at step
     3 only, come from the checkpoint; the optimizer restarted at step 3 is the saved one); a
-    checkpoint of other settings, a damaged file and no steps between checkpoints are refused
-    before any training."""
+    checkpoint of other settings or shape, one whose weights do not fit, a damaged file and no
+    steps between checkpoints are refused before any training."""
     monkeypatch.setattr(testbed, "OUTSIDE_EFFECTS_EVERY", 10)
     config = replace(
         TINY_RUN, steps=12, induction_warmup_steps=2, pretrain_steps=1, restart_optimizer=True, warmup_steps=4,
@@ -850,6 +850,11 @@ def test_a_run_started_again_from_its_checkpoint_ends_as_one_uninterrupted_run(t
         testbed.train_testbed(replace(config, seed=1), checkpoint=path)
     with pytest.raises(SaekitError, match=r"other settings \(model differ\)"):
         testbed.train_testbed(replace(config, model=replace(config.model, d_model=32, d_head=8)), checkpoint=path)
+    document = torch.load(path, weights_only=True)
+    document["model"].pop(next(iter(document["model"])))  # as if written by a saekit with other weight names
+    torch.save(document, path)
+    with pytest.raises(SaekitError, match="weights do not fit this model"):
+        testbed.train_testbed(config, checkpoint=path)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(SaekitError, match="is not a saekit training checkpoint"):
         testbed.train_testbed(config, checkpoint=path)

@@ -880,8 +880,14 @@ def train_testbed(
     draw_weights: dict[str, Tensor] = {}
     saved = load_training_state(checkpoint, config) if checkpoint is not None else None
     if saved is not None:
-        model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
+        try:
+            model.load_state_dict(saved.model)
+            optimizer.load_state_dict(saved.optimizer)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise SaekitError(
+                f"{checkpoint}'s weights do not fit this model ({type(err).__name__}: {str(err)[:200]}); it was written by "
+                "another saekit. Delete it to train from step 0."
+            ) from None
         circuits, history = saved.circuits, saved.history
         draw_weights = {task: weights.to(device) for task, weights in saved.draw_weights.items()}
         log(f"resuming at step {saved.step} from {checkpoint}")
