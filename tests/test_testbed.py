@@ -942,10 +942,13 @@ def test_zoo_check_gives_the_card_of_a_model_with_roles(tmp_path, monkeypatch, c
     assert card["bars"]["share"] is True and card["bars"]["distinct"] is True and len(card["bars"]) == 13
     assert report["n_pairs"] == 12
     assert card["max_effect_outside_head"] not in card["heads"] and card["max_effect_outside_se"] >= 0
-    asked = []
-    monkeypatch.setattr("saekit.zoo.evaluate.check_toy_model", lambda model, n_pairs: asked.append(n_pairs) or report)
+    with pytest.raises(SaekitError, match="standard errors need at least 2 pairs"):
+        check_toy_model(str(out), n_pairs=1)
+    capsys.readouterr()
     assert main(["zoo", "check", "--model", str(out), "--pairs", "1"]) == 2
     assert "standard errors need at least 2 pairs" in capsys.readouterr().err
+    asked = []
+    monkeypatch.setattr("saekit.zoo.evaluate.check_toy_model", lambda model, n_pairs: asked.append(n_pairs) or report)
     assert main(["zoo", "check", "--model", str(out), "--pairs", "12"]) == 0
     assert asked == [12]
     text = capsys.readouterr().out

@@ -131,10 +131,12 @@ def check_toy_model(model_name: str, n_pairs: int = EVAL_PAIRS, seed: int = EVAL
     for a model whose ground truth records roles (a test-bed model) the card of
     `saekit.zoo.card.task_card` with its heads in role order, their roles and the acceptance
     bars it meets (`saekit.zoo.card.acceptance_bars`)."""
+    from saekit._checks import check_count
     from saekit.models import load_model
     from saekit.tasks.ground_truth import ground_truth_heads, ground_truth_roles
     from saekit.zoo.card import acceptance_bars, task_card
 
+    n_pairs = check_count(n_pairs, "n_pairs (the card's standard errors need at least 2 pairs)", minimum=2)
     model = load_model(model_name)
     tokenizer = model.tokenizer
     scores = evaluate_toy_model(model, tokenizer, n_pairs, seed)
