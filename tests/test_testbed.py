@@ -652,7 +652,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 def test_zoo_train_checkpoint_continues_a_run_and_is_removed_once_the_model_is_saved(tmp_path, monkeypatch, capsys):
     """`saekit zoo train --checkpoint FILE` saves the state as it trains; a run stopped before
     its model is saved leaves FILE, the same command continues from it, and FILE goes once the
-    model is written. The toy recipe refuses the flag."""
+    model is written. The toy recipe refuses the flag, and ``--checkpoint-every`` without it is
+    refused rather than ignored."""
     from saekit.cli import main
 
     checkpoint = tmp_path / "state.pt"
@@ -669,6 +670,8 @@ def test_zoo_train_checkpoint_continues_a_run_and_is_removed_once_the_model_is_s
     assert not checkpoint.exists() and (tmp_path / "tb" / "ground_truth.json").exists()
     assert main(["zoo", "train", "--steps", "3", "--out", str(tmp_path / "toy"), "--checkpoint", str(checkpoint)]) == 2
     assert "--checkpoint belongs to --recipe testbed" in capsys.readouterr().err
+    assert main([*command[:-4], "--checkpoint-every", "2"]) == 2, "how often, with nothing to write"
+    assert "add --checkpoint FILE" in capsys.readouterr().err
 
 
 def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(monkeypatch, capsys, tmp_path):

@@ -38,8 +38,8 @@ def register(subparsers) -> None:
                        help="testbed: save the training state to FILE as it trains; if FILE exists, continue the run "
                             "from it (same settings only), ending with the weights of one uninterrupted run; removed "
                             "once the model is saved")
-    train.add_argument("--checkpoint-every", type=positive_int, default=250, metavar="N",
-                       help="steps between checkpoints (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=positive_int, metavar="N",
+                       help="steps between the checkpoints of --checkpoint (default: train_testbed's)")
     train.add_argument("--threads", type=positive_int, metavar="N",
                        help="CPU threads for torch (default: torch's own choice, which honours OMP_NUM_THREADS)")
     train.set_defaults(handler=run_train)
@@ -93,6 +93,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise SaekitError("--device belongs to --recipe testbed; toy-4l's recipe trains on the CPU only.")
     if recipe == "toy" and args.checkpoint is not None:
         raise SaekitError("--checkpoint belongs to --recipe testbed; toy-4l's recipe trains in minutes, from step 0.")
+    if args.checkpoint_every is not None and args.checkpoint is None:
+        raise SaekitError("--checkpoint-every sets how often --checkpoint FILE is written: add --checkpoint FILE, or drop it.")
     check_device(args.device)
     out = check_folder_target(args.out or DEFAULT_OUT)  # before training, not after
     checkpoint = check_file_target(args.checkpoint) if args.checkpoint is not None else None
@@ -104,7 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
         model, _ = train_toy_model(config)
         print(f"saved to {save_toy_model(model, config, out)}")
         return 0
-    model, circuits = train_testbed(config, device=args.device, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+    every = {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}
+    model, circuits = train_testbed(config, device=args.device, checkpoint=checkpoint, **every)
     print(f"saved to {save_testbed(model, config, circuits, out, Path(out).name)}")
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
