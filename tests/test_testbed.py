@@ -434,6 +434,7 @@ def test_training_measures_the_effects_outside_every_few_steps_logs_them_and_pas
 def test_largest_outside_summary_names_each_tasks_largest_head():
     effects = {"ioi": torch.tensor([[0.0, 0.01], [0.2, 0.03]]), "induction": torch.tensor([[0.05, 0.0], [0.0, 0.04]])}
     assert testbed.largest_outside_summary(effects) == "ioi 0.200 (1.0)  induction 0.050 (0.0)"
+    assert testbed.largest_outside_summary(effects, idle=("ioi",)) == "ioi 0.200 (1.0) idle  induction 0.050 (0.0)"
 
 
 def test_outside_head_effects_patch_each_head_outside_alone_from_the_paired_negative(tokenizer):
@@ -719,7 +720,8 @@ def test_a_run_without_room_or_time_for_the_circuits_is_refused_before_training(
 def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
     """The tasks of each of ``task_phases`` train alone (beside the generic text unless
     ``phase_generic`` is off) for its steps right after the warm-up, in the order given; then
-    every task trains; phases given as JSON lists equal those given as tuples; phases that would
+    every task trains (the training log marks the tasks outside the phase idle); phases given as
+    JSON lists equal those given as tuples; phases that would
     leave no step for all the tasks, a task that does not exist, a task twice, an empty phase or
     a phase of no steps are refused at the config."""
     config = replace(TINY_RUN, task_phases=((("induction", "docstring"), 1), (("greater-than",), 2)))
@@ -736,9 +738,14 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
     generic = []
     real_generic_batch = testbed.generic_batch
     monkeypatch.setattr(testbed, "generic_batch", lambda *args: generic.append(args) or real_generic_batch(*args))
-    testbed.train_testbed(config, log=lambda *_: None)
+    lines = []
+    testbed.train_testbed(config, log=lines.append)
     assert batches == ["docstring", "induction", "greater-than", "greater-than", *TASK_NAMES * 3]
     assert len(generic) == 6, "generic text at every step after the warm-up"
+    assert [line for line in lines if "largest effect outside" in line] == [
+        "step 2: largest effect outside, training pairs: "
+        "ioi 0.000 (0.0) idle  greater-than 0.000 (0.0) idle  docstring 0.000 (0.0)  induction 0.000 (0.0)"
+    ], "measured as the first phase starts, the tasks outside it marked"
     batches.clear()
     generic.clear()
     testbed.train_testbed(replace(config, phase_generic=False), log=lambda *_: None)

@@ -738,12 +738,14 @@ def measured_outside_effects(
     return effects
 
 
-def largest_outside_summary(effects: dict[str, Float[Tensor, "n_layers n_heads"]]) -> str:
-    """Each task's largest measured effect outside and its head, for the training log."""
+def largest_outside_summary(effects: dict[str, Float[Tensor, "n_layers n_heads"]], idle: tuple[str, ...] = ()) -> str:
+    """Each task's largest measured effect outside and its head, for the training log; the
+    ``idle`` tasks (placed, but their losses not training at this step: shares of the small gap
+    of a task not yet learned mean little) are marked so."""
     parts = []
     for task, task_effects in effects.items():
         layer, head = divmod(int(task_effects.argmax()), task_effects.shape[1])
-        parts.append(f"{task} {task_effects.max():.3f} ({layer}.{head})")
+        parts.append(f"{task} {task_effects.max():.3f} ({layer}.{head})" + (" idle" if task in idle else ""))
     return "  ".join(parts)
 
 
@@ -767,12 +769,13 @@ def one_head_draw_weights(
 
 def logged_draw_weights(
     model: AttnOnlyTransformer, tokenizer, config: TestbedConfig, circuits: Circuits, step: int, device: torch.device | str,
-    log=print,
+    log=print, idle: tuple[str, ...] = (),
 ) -> dict[str, Float[Tensor, "n_layers n_heads"]]:
-    """Measure the effects outside (`measured_outside_effects`), ``log`` each task's largest, and
-    return the one-head draw's weights (`one_head_draw_weights`)."""
+    """Measure the effects outside (`measured_outside_effects`), ``log`` each task's largest
+    (``idle`` tasks marked, `largest_outside_summary`), and return the one-head draw's weights
+    (`one_head_draw_weights`)."""
     effects = measured_outside_effects(model, tokenizer, config, circuits, step, device)
-    log(f"step {step}: largest effect outside, training pairs: {largest_outside_summary(effects)}")
+    log(f"step {step}: largest effect outside, training pairs: {largest_outside_summary(effects, idle)}")
     return one_head_draw_weights(effects, circuits, config)
 
 
@@ -916,7 +919,8 @@ def train_testbed(
             tokens = generic_batch(tokenizer, config, step).to(device)
             generic = generic_loss(model, tokens)
         if training and (step - config.tasks_start) % OUTSIDE_EFFECTS_EVERY == 0:
-            draw_weights = logged_draw_weights(model, tokenizer, config, circuits, step, device, log)
+            idle = tuple(task for task in circuits if task not in training)
+            draw_weights = logged_draw_weights(model, tokenizer, config, circuits, step, device, log, idle)
         if training:
             parts = []
             for i, task in enumerate(TASK_NAMES):
