@@ -721,9 +721,9 @@ def test_task_phases_train_their_tasks_alone_then_every_task(monkeypatch):
     """The tasks of each of ``task_phases`` train alone (beside the generic text unless
     ``phase_generic`` is off) for its steps right after the warm-up, in the order given; then
     every task trains (the training log marks the tasks outside the phase idle); phases given as
-    JSON lists equal those given as tuples; phases that would
-    leave no step for all the tasks, a task that does not exist, a task twice, an empty phase or
-    a phase of no steps are refused at the config."""
+    JSON lists equal those given as tuples; phases that would leave no step for all the tasks, a
+    task that does not exist, a task twice, an empty phase or a phase of no steps are refused at
+    the config."""
     config = replace(TINY_RUN, task_phases=((("induction", "docstring"), 1), (("greater-than",), 2)))
     assert replace(config, task_phases=[[["induction", "docstring"], 1], [["greater-than"], 2]]) == config
     assert [config.tasks_training(step) for step in range(6)] == [
