@@ -653,8 +653,8 @@ def test_zoo_train_testbed_writes_a_loadable_model_with_roles(tmp_path, capsys):
 def test_zoo_train_checkpoint_continues_a_run_and_is_removed_once_the_model_is_saved(tmp_path, monkeypatch, capsys):
     """`saekit zoo train --checkpoint FILE` saves the state as it trains; a run stopped before
     its model is saved leaves FILE, the same command continues from it, and FILE goes once the
-    model is written. The toy recipe refuses the flag, and ``--checkpoint-every`` without it is
-    refused rather than ignored."""
+    model is written. The toy recipe refuses both checkpoint flags, and ``--checkpoint-every``
+    without ``--checkpoint`` is refused rather than ignored."""
     from saekit.cli import main
 
     checkpoint = tmp_path / "state.pt"
@@ -669,8 +669,9 @@ def test_zoo_train_checkpoint_continues_a_run_and_is_removed_once_the_model_is_s
     assert main(command) == 0
     assert f"resuming at step 2 from {checkpoint}" in capsys.readouterr().out
     assert not checkpoint.exists() and (tmp_path / "tb" / "ground_truth.json").exists()
-    assert main(["zoo", "train", "--steps", "3", "--out", str(tmp_path / "toy"), "--checkpoint", str(checkpoint)]) == 2
-    assert "--checkpoint belongs to --recipe testbed" in capsys.readouterr().err
+    for flag in (["--checkpoint", str(checkpoint)], ["--checkpoint-every", "2"]):
+        assert main(["zoo", "train", "--steps", "3", "--out", str(tmp_path / "toy"), *flag]) == 2, flag
+        assert "--checkpoint belongs to --recipe testbed" in capsys.readouterr().err, flag
     assert main([*command[:-4], "--checkpoint-every", "2"]) == 2, "how often, with nothing to write"
     assert "add --checkpoint FILE" in capsys.readouterr().err
 

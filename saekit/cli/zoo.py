@@ -91,7 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise SaekitError("--pretrain-steps belongs to --recipe testbed; toy-4l's recipe has no pretraining phase.")
     if recipe == "toy" and args.device != "cpu":
         raise SaekitError("--device belongs to --recipe testbed; toy-4l's recipe trains on the CPU only.")
-    if recipe == "toy" and args.checkpoint is not None:
+    if recipe == "toy" and (args.checkpoint is not None or args.checkpoint_every is not None):
         raise SaekitError("--checkpoint belongs to --recipe testbed; toy-4l's recipe trains in minutes, from step 0.")
     if args.checkpoint_every is not None and args.checkpoint is None:
         raise SaekitError("--checkpoint-every sets how often --checkpoint FILE is written: add --checkpoint FILE, or drop it.")
