@@ -2,8 +2,9 @@
 
 1. **Which tasks count.** A (model, task) is scored only where the model's designated circuit is
    faithful under both mean and resample ablation of the other heads (at least
-   ``--min-faithfulness``, the test-bed bar 0.9): elsewhere the recorded circuit is not what the
-   model uses, so a ranking scored against it measures nothing. This is decided from ablations
+   ``--min-faithfulness``, the test-bed bar 0.9, where ablating every head removes most of the gap
+   between positives and negatives: `saekit.zoo.card.faithful`): elsewhere the recorded circuit
+   is not what the model uses, so a ranking scored against it measures nothing. This is decided from ablations
    alone, before any SAE is trained.
 2. **Selection, on the development model only.** One pass of coordinate ascent over `SEARCH`,
    from the paper's configuration: each factor in turn takes the value with the highest mean node
@@ -67,20 +68,18 @@ class Model:
     """A model, its tasks, their ground truths, which tasks count, and cached head activations."""
 
     def __init__(self, name: str, n_pairs: int, min_faithfulness: float):
-        from saekit.ablation import AblationKind, evaluate_circuit
         from saekit.models import load_model
         from saekit.tasks import TASK_NAMES, make_task
         from saekit.tasks.ground_truth import ground_truth_heads
+        from saekit.zoo.card import circuit_faithfulness, faithful
 
         self.name, self.model = name, load_model(name)
         self.tasks = {t: make_task(t, self.model, n_pairs=n_pairs) for t in TASK_NAMES}
         self.truth = {t: ground_truth_heads(name, t) for t in TASK_NAMES}
-        self.faithfulness = {
-            t: {kind.value: evaluate_circuit(self.model, task, sorted(self.truth[t]), kind)[0].faithfulness
-                for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)}
-            for t, task in self.tasks.items()
-        }
-        self.counted = [t for t, f in self.faithfulness.items() if min(f.values()) >= min_faithfulness]
+        measures = {t: circuit_faithfulness(self.model, task, sorted(self.truth[t])) for t, task in self.tasks.items()}
+        self.faithfulness = {t: m["faithfulness"] for t, m in measures.items()}
+        self.counted = [t for t, m in measures.items()
+                        if all(faithful(m, kind, min_faithfulness) for kind in ("mean", "resample"))]
         self._activations: dict[tuple[str, str, str], Any] = {}
         self._aucs: dict[tuple, np.ndarray] = {}
 

@@ -7,7 +7,9 @@ card tabulates):
   negative carries none of the task's information), with the metric on both sides and the
   negatives' chance metric (`shuffled_chance_metric` on their own logits);
 - faithfulness of the designated circuit under mean and under resample ablation of every other
-  head, and with the circuit's own heads ablated and the rest kept;
+  head, and with the circuit's own heads ablated and the rest kept, beside the share of the gap
+  between positives and negatives that ablating every head removes (faithfulness is a ratio to
+  it, and reads nothing where it is small);
 - every circuit head's single-head patching effect and the largest outside the circuit, as
   shares of the clean-corrupted gap, with the largest's standard error over the pairs and the
   largest that noise alone would give on these pairs (`noise_floor`): a largest effect outside
@@ -27,6 +29,7 @@ card tabulates):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -35,8 +38,30 @@ from torch import Tensor
 
 from saekit.ablation import AblationKind, capture_head_z, evaluate_circuit, head_patching_prompt_effects, hook_z_name, model_shape
 from saekit.tasks import ContrastiveTask
-from saekit.zoo.evaluate import accuracy, evaluate_task, shuffled_chance_metric
+from saekit.zoo.evaluate import TaskEvaluation, accuracy, evaluate_task, shuffled_chance_metric
 from saekit.zoo.testbed import same_template_partners
+
+
+FAITHFUL_BAR = 0.9
+"""The least faithfulness of a shipped test-bed's circuit alone, under mean and under resample
+ablation of every other head (the `faithful_mean` and `faithful_resample` bars)."""
+
+OUTSIDE_BAR = 0.02
+"""The largest single-head effect outside a circuit a shipped test-bed may have, as a share of
+the gap (the `outside` bar); a card whose `noise_floor` is above it cannot show that a model
+meets it (a clear miss it can)."""
+
+NEAR_CHANCE = 0.2
+"""Negatives are near chance when their metric's distance from their chance metric is at most
+this share of the positives' distance from it (the share the bars let a task keep with its
+circuit ablated)."""
+
+ABLATION_REACH = 1 - NEAR_CHANCE
+"""The least share of the gap between positives and negatives that ablating every head must
+remove for the faithfulness bars to read the circuit: faithfulness is a ratio to what that
+removes, and a ratio to a sliver of the gap (a task the heads barely carry, or noise) can take
+any value (two docstring cards read 7.63 and 3,899 where ablating every head moved the metric
+by 0.02 and 0.00005 of a gap of about 1)."""
 
 
 @torch.no_grad()
@@ -110,6 +135,26 @@ def noise_floor(prompt_effects: Float[Tensor, "n_heads n_pairs"], n_draws: int =
     return float(draws.abs().max(1).values.mean())
 
 
+def circuit_faithfulness(
+    model, task: ContrastiveTask, circuit: list[tuple[int, int]], evaluation: TaskEvaluation | None = None
+) -> dict[str, dict[str, float]]:
+    """Per ablation kind (mean, resample): the circuit's faithfulness with every other head
+    ablated, with its own heads ablated and the rest kept, and the share of the gap between
+    positives and negatives (``evaluation``'s metrics) that ablating every head removes, the
+    ratio's denominator (NaN where the gap is 0)."""
+    evaluation = evaluate_task(model, task) if evaluation is None else evaluation
+    gap = evaluation.pos_metric - evaluation.neg_metric
+    n_layers, n_heads = model_shape(model)
+    rest = sorted({(l, h) for l in range(n_layers) for h in range(n_heads)} - set(circuit))
+    measures: dict[str, dict[str, float]] = {"faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}}
+    for kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
+        alone, ends = evaluate_circuit(model, task, circuit, kind)
+        measures["faithfulness"][kind.value] = alone.faithfulness
+        measures["faithfulness_circuit_ablated"][kind.value] = evaluate_circuit(model, task, rest, kind)[0].faithfulness
+        measures["ablated_all_share"][kind.value] = (ends.full - ends.ablated_all) / gap if gap else math.nan
+    return measures
+
+
 def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> dict[str, Any]:
     """The card's row for one task and its designated circuit (heads in role order)."""
     n_layers, n_heads = model_shape(model)
@@ -117,15 +162,6 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
     gap = abs(evaluation.pos_metric - evaluation.neg_metric)
     in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
     in_circuit[tuple(zip(*circuit))] = True
-    rest = [(l, h) for l in range(n_layers) for h in range(n_heads) if not in_circuit[l, h]]
-    faithfulness = {
-        kind.value: evaluate_circuit(model, task, circuit, kind)[0].faithfulness
-        for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)
-    }
-    without = {
-        kind.value: evaluate_circuit(model, task, rest, kind)[0].faithfulness
-        for kind in (AblationKind.MEAN, AblationKind.RESAMPLE)
-    }
     prompt_shares = head_patching_prompt_effects(model, task) / gap
     effects, standard_errors = prompt_shares.mean(-1), prompt_shares.std(-1) / prompt_shares.shape[-1] ** 0.5
     shares = effects.abs()
@@ -135,8 +171,7 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
         **evaluation.to_dict(),
         "neg_accuracy": float(accuracy(task, negative_logits).mean()),
         "neg_chance_metric": float(shuffled_chance_metric(task, negative_logits).mean()),
-        "faithfulness": faithfulness,
-        "faithfulness_circuit_ablated": without,
+        **circuit_faithfulness(model, task, circuit, evaluation),
         "circuit_head_effects": [float(shares[l, h]) for l, h in circuit],
         "max_effect_outside": float(shares.flatten()[largest_outside]),
         "max_effect_outside_se": float(standard_errors.flatten()[largest_outside]),
@@ -149,15 +184,32 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
     }
 
 
-OUTSIDE_BAR = 0.02
-"""The largest single-head effect outside a circuit a shipped test-bed may have, as a share of
-the gap (the `outside` bar); a card whose `noise_floor` is above it cannot show that a model
-meets it (a clear miss it can)."""
+def _heads_carry_gap(card: dict[str, Any], kinds: tuple[str, ...]) -> bool | None:
+    """Ablating every head removes at least `ABLATION_REACH` of the gap under each of ``kinds``
+    (False where the gap was 0: the share is null); None for a card written before the share."""
+    shares = card.get("ablated_all_share")
+    if shares is None:
+        return None
+    return all(shares[kind] is not None and shares[kind] >= ABLATION_REACH for kind in kinds)
 
-NEAR_CHANCE = 0.2
-"""Negatives are near chance when their metric's distance from their chance metric is at most
-this share of the positives' distance from it (the share the bars let a task keep with its
-circuit ablated)."""
+
+def faithful(card: dict[str, Any], kind: str, bar: float = FAITHFUL_BAR) -> bool | None:
+    """The circuit alone keeps at least ``bar`` of what ablating every head removes under
+    ``kind``, and that is at least `ABLATION_REACH` of the gap: a ratio to less says nothing of
+    the circuit, so it is not met. None for a card written before the share was recorded."""
+    carried = _heads_carry_gap(card, (kind,))
+    if carried is None:
+        return None
+    return carried and card["faithfulness"][kind] >= bar
+
+
+def _circuit_ablated(card: dict[str, Any]) -> bool | None:
+    """With the circuit's heads ablated, at most `NEAR_CHANCE` of what ablating every head
+    removes is left, under both ablations, each removing at least `ABLATION_REACH` of the gap."""
+    carried = _heads_carry_gap(card, ("mean", "resample"))
+    if carried is None:
+        return None
+    return carried and max(card["faithfulness_circuit_ablated"].values()) <= NEAR_CHANCE
 
 
 def acceptance_bars(cards: dict[str, dict[str, Any]]) -> dict[str, dict[str, bool | None]]:
@@ -175,9 +227,9 @@ def acceptance_bars(cards: dict[str, dict[str, Any]]) -> dict[str, dict[str, boo
             "accuracy": card["pos_accuracy"] >= 0.95,
             "negatives_near_chance": None if chance is None
             else abs(card["neg_metric"] - chance) <= NEAR_CHANCE * abs(card["pos_metric"] - chance),
-            "faithful_mean": card["faithfulness"]["mean"] >= 0.9,
-            "faithful_resample": card["faithfulness"]["resample"] >= 0.9,
-            "circuit_ablated": max(card["faithfulness_circuit_ablated"].values()) <= 0.2,
+            "faithful_mean": faithful(card, "mean"),
+            "faithful_resample": faithful(card, "resample"),
+            "circuit_ablated": _circuit_ablated(card),
             "circuit_heads": min(card["circuit_head_effects"]) >= 0.05,
             "outside": card["max_effect_outside"] <= OUTSIDE_BAR,
             "share": card["circuit_share"] <= 0.25,
