@@ -38,6 +38,7 @@ from saekit.activations import REDUCTIONS
 from saekit.baselines import BASELINES
 from saekit.discovery import paper_config
 from saekit.sae import ARCHITECTURES
+from saekit.zoo.card import FAITHFUL_BAR
 
 #: The factors searched, in order, with their values (``l1_scale`` multiplies the paper's λ).
 SEARCH: list[tuple[str, list[Any]]] = [
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--held-out", nargs="+", required=True, help="held-out models (names or zoo folders)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--n-pairs", type=int, default=250)
-    parser.add_argument("--min-faithfulness", type=float, default=0.9)
+    parser.add_argument("--min-faithfulness", type=float, default=FAITHFUL_BAR)
     parser.add_argument("--json", help="also write every number to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)

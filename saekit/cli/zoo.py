@@ -167,7 +167,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from saekit.zoo.card import ABLATION_REACH, OUTSIDE_BAR
+    from saekit.zoo.card import ABLATION_REACH, OUTSIDE_BAR, reaches
     from saekit.zoo.evaluate import EVAL_PAIRS, check_toy_model
 
     report = check_toy_model(args.model, EVAL_PAIRS if args.pairs is None else args.pairs)
@@ -209,12 +209,12 @@ def run_check(args: argparse.Namespace) -> int:
         if card["outside_noise_floor"] > OUTSIDE_BAR:
             print(f"{name}: the outside bar is not resolved at {report['n_pairs']} pairs (noise floor "
                   f"{card['outside_noise_floor']:.3f} > {OUTSIDE_BAR}): run with more --pairs")
-        short = {kind: share for kind, share in card["ablated_all_share"].items()
-                 if share is None or share < ABLATION_REACH}
+        short = {kind: share for kind, share in card["ablated_all_share"].items() if not reaches(share)}
         if short:
-            removed = ", ".join(f"{'— (no gap)' if share is None else f'{share:.2f}'} ({kind})" for kind, share in short.items())
+            removed = ", ".join(f"{share:.2f} ({kind})" if share is not None else f"nothing, there is no gap ({kind})"
+                                for kind, share in short.items())
             bars = [f"faithful_{kind}" for kind in short]
             print(f"{name}: ablating every head removes {removed} of the gap between positives and negatives "
-                  f"(at least {ABLATION_REACH:.1f} needed): faithfulness there is a ratio to little of the task, "
+                  f"(at least {ABLATION_REACH} needed): faithfulness there is a ratio to little of the task, "
                   f"so {', '.join(bars)} and circuit_ablated are missed")
     return 0

@@ -29,14 +29,22 @@ card tabulates):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from saekit.ablation import AblationKind, capture_head_z, evaluate_circuit, head_patching_prompt_effects, hook_z_name, model_shape
+from saekit.ablation import (
+    AblationKind,
+    capture_head_z,
+    evaluate_circuit,
+    head_mask,
+    head_patching_prompt_effects,
+    heads_from_mask,
+    hook_z_name,
+    model_shape,
+)
 from saekit.tasks import ContrastiveTask
 from saekit.zoo.evaluate import TaskEvaluation, accuracy, evaluate_task, shuffled_chance_metric
 from saekit.zoo.testbed import same_template_partners
@@ -56,11 +64,11 @@ NEAR_CHANCE = 0.2
 this share of the positives' distance from it (the share the bars let a task keep with its
 circuit ablated)."""
 
-ABLATION_REACH = 1 - NEAR_CHANCE
+ABLATION_REACH = 0.8
 """The least share of the gap between positives and negatives that ablating every head must
-remove for the faithfulness bars to read the circuit: faithfulness is a ratio to what that
-removes, and a ratio to a sliver of the gap (a task the heads barely carry, or noise) can take
-any value (two docstring cards read 7.63 and 3,899 where ablating every head moved the metric
+remove for the faithfulness bars to read the circuit (most of it: the heads carry the task).
+Faithfulness is a ratio to what that removes, and a ratio to a sliver of the gap (a task the
+heads barely carry, or noise) can take any value (two docstring cards read 7.63 and 3,899 where ablating every head moved the metric
 by 0.02 and 0.00005 of a gap of about 1)."""
 
 
@@ -141,17 +149,16 @@ def circuit_faithfulness(
     """Per ablation kind (mean, resample): the circuit's faithfulness with every other head
     ablated, with its own heads ablated and the rest kept, and the share of the gap between
     positives and negatives (``evaluation``'s metrics) that ablating every head removes, the
-    ratio's denominator (NaN where the gap is 0)."""
+    ratio's denominator (None where the gap is 0)."""
     evaluation = evaluate_task(model, task) if evaluation is None else evaluation
     gap = evaluation.pos_metric - evaluation.neg_metric
-    n_layers, n_heads = model_shape(model)
-    rest = sorted({(l, h) for l in range(n_layers) for h in range(n_heads)} - set(circuit))
-    measures: dict[str, dict[str, float]] = {"faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}}
+    rest = heads_from_mask(~head_mask(circuit, *model_shape(model)))
+    measures: dict[str, dict[str, float | None]] = {"faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}}
     for kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
         alone, ends = evaluate_circuit(model, task, circuit, kind)
         measures["faithfulness"][kind.value] = alone.faithfulness
         measures["faithfulness_circuit_ablated"][kind.value] = evaluate_circuit(model, task, rest, kind)[0].faithfulness
-        measures["ablated_all_share"][kind.value] = (ends.full - ends.ablated_all) / gap if gap else math.nan
+        measures["ablated_all_share"][kind.value] = (ends.full - ends.ablated_all) / gap if gap else None
     return measures
 
 
@@ -184,13 +191,18 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
     }
 
 
+def reaches(share: float | None) -> bool:
+    """Ablating every head removed at least `ABLATION_REACH` of the gap (a card's
+    ``ablated_all_share``; None where there was no gap, which it cannot reach)."""
+    return share is not None and share >= ABLATION_REACH
+
+
 def _heads_carry_gap(card: dict[str, Any], kinds: tuple[str, ...]) -> bool | None:
-    """Ablating every head removes at least `ABLATION_REACH` of the gap under each of ``kinds``
-    (False where the gap was 0: the share is null); None for a card written before the share."""
+    """`reaches` under each of ``kinds``; None for a card written before the share."""
     shares = card.get("ablated_all_share")
     if shares is None:
         return None
-    return all(shares[kind] is not None and shares[kind] >= ABLATION_REACH for kind in kinds)
+    return all(reaches(shares[kind]) for kind in kinds)
 
 
 def faithful(card: dict[str, Any], kind: str, bar: float = FAITHFUL_BAR) -> bool | None:
@@ -205,7 +217,8 @@ def faithful(card: dict[str, Any], kind: str, bar: float = FAITHFUL_BAR) -> bool
 
 def _circuit_ablated(card: dict[str, Any]) -> bool | None:
     """With the circuit's heads ablated, at most `NEAR_CHANCE` of what ablating every head
-    removes is left, under both ablations, each removing at least `ABLATION_REACH` of the gap."""
+    removes is left, under both ablations, each removing at least `ABLATION_REACH` of the gap
+    (None for a card written before the share)."""
     carried = _heads_carry_gap(card, ("mean", "resample"))
     if carried is None:
         return None
