@@ -2,10 +2,10 @@
 
 1. **Which tasks count.** A (model, task) is scored only where the model's designated circuit is
    faithful under both mean and resample ablation of the other heads (at least
-   ``--min-faithfulness``, the test-bed bar 0.9, where ablating every head removes most of the gap
-   between positives and negatives: `saekit.zoo.card.faithful`): elsewhere the recorded circuit
-   is not what the model uses, so a ranking scored against it measures nothing. This is decided from ablations
-   alone, before any SAE is trained.
+   ``--min-faithfulness``, the test-bed bar 0.9, where ablating every head removes most of the
+   gap between positives and negatives: `saekit.zoo.card.faithful`): elsewhere the recorded
+   circuit is not what the model uses, so a ranking scored against it measures nothing. This is
+   decided from ablations alone, before any SAE is trained.
 2. **Selection, on the development model only.** One pass of coordinate ascent over `SEARCH`,
    from the paper's configuration: each factor in turn takes the value with the highest mean node
    ROC AUC over the development model's counted tasks (mean over seeds), the other factors held

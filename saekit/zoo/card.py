@@ -68,8 +68,8 @@ ABLATION_REACH = 0.8
 """The least share of the gap between positives and negatives that ablating every head must
 remove for the faithfulness bars to read the circuit (most of it: the heads carry the task).
 Faithfulness is a ratio to what that removes, and a ratio to a sliver of the gap (a task the
-heads barely carry, or noise) can take any value (two docstring cards read 7.63 and 3,899 where ablating every head moved the metric
-by 0.02 and 0.00005 of a gap of about 1)."""
+heads barely carry, or noise) can take any value (two docstring cards read 7.63 and 3,899
+where ablating every head moved the metric by 0.02 and 0.00005 of a gap of about 1)."""
 
 
 @torch.no_grad()
@@ -145,7 +145,7 @@ def noise_floor(prompt_effects: Float[Tensor, "n_heads n_pairs"], n_draws: int =
 
 def circuit_faithfulness(
     model, task: ContrastiveTask, circuit: list[tuple[int, int]], evaluation: TaskEvaluation | None = None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """Per ablation kind (mean, resample): the circuit's faithfulness with every other head
     ablated, with its own heads ablated and the rest kept, and the share of the gap between
     positives and negatives (``evaluation``'s metrics) that ablating every head removes, the
@@ -153,7 +153,9 @@ def circuit_faithfulness(
     evaluation = evaluate_task(model, task) if evaluation is None else evaluation
     gap = evaluation.pos_metric - evaluation.neg_metric
     rest = heads_from_mask(~head_mask(circuit, *model_shape(model)))
-    measures: dict[str, dict[str, float | None]] = {"faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}}
+    measures: dict[str, dict[str, float | None]] = {
+        "faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}
+    }
     for kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
         alone, ends = evaluate_circuit(model, task, circuit, kind)
         measures["faithfulness"][kind.value] = alone.faithfulness
