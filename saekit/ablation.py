@@ -607,9 +607,24 @@ def evaluate_circuit(
     batch_size: int = 64,
 ) -> tuple[CircuitResult, Baselines]:
     """Keep ``heads``, ablate the rest: the circuit's metric, faithfulness and KL, and the ends."""
-    mask = head_mask(heads, *model_shape(model))
-    ends, metric, kl = _runs_with_empty(model, task, mask[None], kind, reference, batch_size)
-    return ends.result(mask, float(metric[0]), float(kl[0])), ends
+    results, ends = evaluate_circuits(model, task, [heads], kind, reference, batch_size)
+    return results[0], ends
+
+
+@checks_model_and_task
+def evaluate_circuits(
+    model: HookedModel,
+    task: ContrastiveTask,
+    circuits: Iterable[HeadsLike],
+    kind: AblationKind | str = AblationKind.MEAN,
+    reference: ContrastiveTask | None = None,
+    batch_size: int = 64,
+) -> tuple[list[CircuitResult], Baselines]:
+    """`evaluate_circuit` for several circuits in one batched run: the full model and everything
+    ablated, which every circuit is measured between, run once."""
+    masks = torch.stack([head_mask(heads, *model_shape(model)) for heads in circuits])
+    ends, metric, kl = _runs_with_empty(model, task, masks, kind, reference, batch_size)
+    return [ends.result(mask, float(m), float(k)) for mask, m, k in zip(masks, metric, kl)], ends
 
 
 @dataclass

@@ -271,6 +271,22 @@ def test_faithfulness_formulas():
     assert kl_faithfulness(0.5, 2.0) == pytest.approx(0.75)
 
 
+def test_evaluate_circuits_gives_each_circuit_what_evaluate_circuit_does(tiny_gpt2, tiny_task):
+    """Several circuits in one run: each one's metric, faithfulness and KL, and the shared ends,
+    as one run per circuit gives them, in the order given (a circuit given twice included)."""
+    from saekit.ablation import evaluate_circuits
+
+    circuits = [["1.2", "1.3"], [(0, 0)], ["1.2", "1.3"], [(0, 1), (1, 0), (1, 1)]]
+    for kind in ("mean", "resample"):
+        results, ends = evaluate_circuits(tiny_gpt2, tiny_task, circuits, kind)
+        for heads, result in zip(circuits, results, strict=True):
+            single, single_ends = evaluate_circuit(tiny_gpt2, tiny_task, heads, kind)
+            assert result.heads == single.heads
+            for measure in ("metric", "faithfulness", "kl", "kl_faithfulness"):
+                assert getattr(result, measure) == pytest.approx(getattr(single, measure), abs=1e-5), measure
+        assert ends.full == pytest.approx(single_ends.full) and ends.ablated_all == pytest.approx(single_ends.ablated_all)
+
+
 def test_circuit_table_is_consistent_and_serialisable(tiny_gpt2, tiny_task):
     scores = torch.arange(8.0).view(2, 4)  # layer 1 heads score highest
     table = circuit_table(tiny_gpt2, tiny_task, scores, ground_truth=["0.0", "0.1"], n_random=3, seed=5)

@@ -38,10 +38,9 @@ from torch import Tensor
 from saekit.ablation import (
     AblationKind,
     capture_head_z,
-    evaluate_circuit,
+    evaluate_circuits,
     head_mask,
     head_patching_prompt_effects,
-    heads_from_mask,
     hook_z_name,
     model_shape,
 )
@@ -152,14 +151,14 @@ def circuit_faithfulness(
     ratio's denominator (None where the gap is 0)."""
     evaluation = evaluate_task(model, task) if evaluation is None else evaluation
     gap = evaluation.pos_metric - evaluation.neg_metric
-    rest = heads_from_mask(~head_mask(circuit, *model_shape(model)))
+    in_circuit = head_mask(circuit, *model_shape(model))
     measures: dict[str, dict[str, float | None]] = {
         "faithfulness": {}, "faithfulness_circuit_ablated": {}, "ablated_all_share": {}
     }
     for kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
-        alone, ends = evaluate_circuit(model, task, circuit, kind)
+        (alone, without), ends = evaluate_circuits(model, task, [in_circuit, ~in_circuit], kind)
         measures["faithfulness"][kind.value] = alone.faithfulness
-        measures["faithfulness_circuit_ablated"][kind.value] = evaluate_circuit(model, task, rest, kind)[0].faithfulness
+        measures["faithfulness_circuit_ablated"][kind.value] = without.faithfulness
         measures["ablated_all_share"][kind.value] = (ends.full - ends.ablated_all) / gap if gap else None
     return measures
 
@@ -169,8 +168,7 @@ def task_card(model, task: ContrastiveTask, circuit: list[tuple[int, int]]) -> d
     n_layers, n_heads = model_shape(model)
     evaluation = evaluate_task(model, task)
     gap = abs(evaluation.pos_metric - evaluation.neg_metric)
-    in_circuit = torch.zeros(n_layers, n_heads, dtype=torch.bool)
-    in_circuit[tuple(zip(*circuit))] = True
+    in_circuit = head_mask(circuit, n_layers, n_heads)
     prompt_shares = head_patching_prompt_effects(model, task) / gap
     effects, standard_errors = prompt_shares.mean(-1), prompt_shares.std(-1) / prompt_shares.shape[-1] ** 0.5
     shares = effects.abs()
